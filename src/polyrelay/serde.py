@@ -1,0 +1,195 @@
+"""Converters between JSON-shaped data and our attrs wire models.
+
+One private :class:`WireConverter` per wire format, built once at first use. Every attrs model handled here may
+declare two bookkeeping fields, which is what makes ``unstructure(structure(json)) == json``:
+
+- ``extra: Mapping[str, Any]`` — keys the model does not know, kept verbatim (never silently dropped) and written
+  back on unstructure;
+- ``explicit_nulls: frozenset[str] | None`` — the known keys that were present with ``null``. On unstructure a
+  ``None`` field is written as ``null`` only if it is listed here (or, for objects built in code, in the class's
+  ``EMIT_NULL`` tuple), and omitted otherwise. A class may also list in ``DEFAULTED`` fields that have a non-None
+  default (``type = "function"``): when such a key was absent from the parsed JSON it is recorded here as
+  ``"-name"`` and left out again on unstructure.
+
+Fields whose metadata has ``wire=False`` (for example response metadata) are never read from or written to JSON.
+A ``rename`` function maps Python field names to wire names (Gemini uses camelCase).
+
+Structuring errors are re-raised by callers as :class:`~polyrelay.errors.InvalidRequest` (our input) or
+:class:`~polyrelay.errors.InvalidUpstreamResponse` (their output) with a readable path, via :func:`error_paths`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+__all__ = ["NOT_WIRE", "WireConverter", "error_paths", "first_error"]
+
+T = TypeVar("T")
+
+#: attrs field metadata marking a field that is not part of the wire format.
+NOT_WIRE: Mapping[str, Any] = {"wire": False}
+
+_BOOKKEEPING = frozenset({"extra", "explicit_nulls"})
+
+
+def _is_wire(a: attrs.Attribute) -> bool:  # type: ignore[type-arg]
+    return a.name not in _BOOKKEEPING and a.metadata.get("wire", True)
+
+
+class WireConverter:
+    """A cattrs converter configured for one wire format (see the module docstring)."""
+
+    def __init__(self, *, rename: Callable[[str], str] | None = None, detailed: bool = True) -> None:
+        self.rename = rename
+        self.c = cattrs.Converter(detailed_validation=detailed, forbid_extra_keys=False)
+        self.c.register_structure_hook_factory(attrs.has, self._structure_factory)
+        self.c.register_unstructure_hook_factory(attrs.has, self._unstructure_factory)
+
+    # -- public -------------------------------------------------------------------------------------------------
+    def structure(self, data: Any, cls: type[T]) -> T:
+        return self.c.structure(data, cls)
+
+    def unstructure(self, obj: Any) -> Any:
+        return self.c.unstructure(obj)
+
+    def register_structure_hook(self, tp: Any, fn: Callable[[Any, Any], Any]) -> None:
+        self.c.register_structure_hook(tp, fn)
+
+    def register_unstructure_hook(self, tp: Any, fn: Callable[[Any], Any]) -> None:
+        self.c.register_unstructure_hook(tp, fn)
+
+    # -- hook factories -----------------------------------------------------------------------------------------
+    def _wire_name(self, name: str) -> str:
+        return self.rename(name) if self.rename else name
+
+    def _structure_factory(self, cls: type[Any]) -> Callable[[Any, Any], Any]:
+        fields = attrs.fields(cls)
+        overrides: dict[str, Any] = {}
+        known: set[str] = set()
+        has_extra = has_nulls = False
+        for a in fields:
+            if a.name == "extra":
+                has_extra = True
+                overrides[a.name] = override(omit=True)
+            elif a.name == "explicit_nulls":
+                has_nulls = True
+                overrides[a.name] = override(omit=True)
+            elif not a.metadata.get("wire", True):
+                overrides[a.name] = override(omit=True)
+            else:
+                wire = self._wire_name(a.name)
+                known.add(wire)
+                if wire != a.name:
+                    overrides[a.name] = override(rename=wire)
+        inner = make_dict_structure_fn(cls, self.c, _cattrs_forbid_extra_keys=False, **overrides)
+        known_f = frozenset(known)
+        defaulted = tuple((self._wire_name(n), n) for n in getattr(cls, "DEFAULTED", ()))
+        setattr_ = object.__setattr__
+
+        def structure(data: Any, _: Any) -> Any:
+            if not isinstance(data, Mapping):
+                raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+            obj = inner(data, cls)
+            if has_extra or has_nulls:
+                extra: dict[str, Any] | None = None
+                nulls: list[str] | None = None
+                for k, v in data.items():
+                    if k not in known_f:
+                        if extra is None:
+                            extra = {}
+                        extra[k] = v
+                    elif v is None:
+                        if nulls is None:
+                            nulls = []
+                        nulls.append(k)
+                if has_extra and extra:
+                    setattr_(obj, "extra", extra)
+                if has_nulls:
+                    for wire, name in defaulted:
+                        if wire not in data:
+                            if nulls is None:
+                                nulls = []
+                            nulls.append("-" + name)
+                    setattr_(obj, "explicit_nulls", frozenset(nulls) if nulls else frozenset())
+            return obj
+
+        return structure
+
+    def _unstructure_factory(self, cls: type[Any]) -> Callable[[Any], Any]:
+        specs = [(a.name, self._wire_name(a.name), a.type) for a in attrs.fields(cls) if _is_wire(a)]
+        names = {a.name for a in attrs.fields(cls)}
+        has_extra = "extra" in names
+        has_nulls = "explicit_nulls" in names
+        emit_null_default = frozenset(getattr(cls, "EMIT_NULL", ()))
+        conv = self.c
+
+        def unstructure(obj: Any) -> dict[str, Any]:
+            nulls = obj.explicit_nulls if has_nulls and obj.explicit_nulls is not None else emit_null_default
+            out: dict[str, Any] = {}
+            for name, wire, _tp in specs:
+                v = getattr(obj, name)
+                if nulls and "-" + name in nulls:
+                    continue
+                if v is None:
+                    if wire in nulls or name in nulls:
+                        out[wire] = None
+                    continue
+                if v.__class__ in _SCALARS:
+                    out[wire] = v
+                else:
+                    out[wire] = conv.unstructure(v)
+            if has_extra and obj.extra:
+                for k, v in obj.extra.items():
+                    out.setdefault(k, v)
+            return out
+
+        return unstructure
+
+
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def error_paths(exc: BaseException, root: str = "") -> list[tuple[str, str]]:
+    """Flatten a cattrs validation error into ``(path, message)`` pairs, e.g.
+    ``("messages[2].content[0].image_url", "expected a string, got int")``."""
+    out: list[tuple[str, str]] = []
+    _walk(exc, root, out)
+    return out
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _walk(exc: BaseException, path: str, out: list[tuple[str, str]]) -> None:
+    if isinstance(exc, cattrs.ClassValidationError):
+        with_notes, other = exc.group_exceptions()
+        for sub_c, note in with_notes:
+            _walk(sub_c, _join(path, note.name), out)
+        for sub in other:
+            _walk(sub, path, out)
+    elif isinstance(exc, cattrs.IterableValidationError):
+        with_notes_i, other_i = exc.group_exceptions()
+        for sub, inote in with_notes_i:
+            _walk(sub, f"{path}[{inote.index}]", out)
+        for sub in other_i:
+            _walk(sub, path, out)
+    elif isinstance(exc, BaseExceptionGroup):
+        for sub_g in exc.exceptions:
+            _walk(sub_g, path, out)
+    elif isinstance(exc, KeyError):
+        key = exc.args[0] if exc.args else ""
+        out.append((path if str(key) in path.rsplit(".", 1)[-1:] else _join(path, str(key)), "is required"))
+    else:
+        out.append((path, str(exc) or type(exc).__name__))
+
+
+def first_error(exc: BaseException, root: str = "") -> tuple[str, str]:
+    """The first ``(path, message)`` of a structuring error."""
+    errs = error_paths(exc, root)
+    return errs[0] if errs else (root, str(exc))
