@@ -10,7 +10,8 @@ One protocol per capability; an instance implements the ones it supports and the
 
 - :class:`ChatProvider`   — OpenAI chat completions, plain and streamed.
 - :class:`ImageProvider`  — OpenAI images API (``images.generate``).
-- :class:`TaskProvider`   — submit / poll / cancel media generation tasks.
+- :class:`TaskProvider`   — submit / poll / cancel media generation tasks;
+  :class:`TaskActionProvider` adds follow-up actions (Midjourney buttons).
 
 Providers *classify* failures into :mod:`polyrelay.errors` classes (with ``retryable``); they never retry, sleep
 or fail over themselves. Providers never log secrets and never create their own HTTP sessions.
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from polyrelay.transport import Timeouts, Transport
     from polyrelay.types.chat import ChatRequest
     from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
+    from polyrelay.types.media import ImageRequest, ImagesResponse, TaskRequest, TaskSnapshot
 
 __all__ = [
     "API_VERSION",
@@ -38,6 +40,7 @@ __all__ = [
     "ModelCapabilities",
     "ProviderSettings",
     "ProviderSpec",
+    "TaskActionProvider",
     "TaskProvider",
 ]
 
@@ -137,18 +140,36 @@ class ChatProvider(Protocol):
 
 @runtime_checkable
 class ImageProvider(Protocol):
-    """OpenAI images API. Defined fully by the media-generation work; declared here so specs can name it."""
+    """OpenAI images API (synchronous upstreams: the answer comes in the response)."""
 
-    async def generate_images(self, request: Any, ctx: CallContext) -> Any:
+    async def generate_images(self, request: ImageRequest, ctx: CallContext) -> ImagesResponse:
+        """Generate (or edit / vary, per ``request.operation``) images. Unsupported operation → UnsupportedFeature."""
         ...
 
 
 @runtime_checkable
 class TaskProvider(Protocol):
-    """Submit / poll / cancel generation tasks. Defined fully by the media-generation work."""
+    """Submit / poll / cancel generation tasks (image, video, audio, workflow)."""
 
-    async def submit(self, request: Any, ctx: CallContext) -> Any:
+    async def submit(self, request: TaskRequest, ctx: CallContext) -> TaskSnapshot:
+        """Start a task; validate the request first (InvalidRequest naming the field, before any network call)."""
         ...
 
-    async def poll(self, upstream_id: str, ctx: CallContext) -> Any:
+    async def poll(self, upstream_id: str, ctx: CallContext) -> TaskSnapshot:
+        ...
+
+    async def cancel(self, upstream_id: str, ctx: CallContext) -> TaskSnapshot:
+        """Cancel; providers whose upstream cannot cancel raise UnsupportedFeature."""
+        ...
+
+    def poll_interval(self, snapshot: TaskSnapshot, elapsed: float) -> float:
+        """Seconds to wait before the next poll (the upstream's documented cadence; the core adds jitter)."""
+        ...
+
+
+@runtime_checkable
+class TaskActionProvider(Protocol):
+    """Follow-up actions on a finished task (Midjourney upscale / variation / reroll / zoom / pan buttons)."""
+
+    async def action(self, upstream_id: str, action: str, ctx: CallContext, params: Mapping[str, Any]) -> TaskSnapshot:
         ...

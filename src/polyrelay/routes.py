@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["ModelRoute", "Target", "parse_target"]
+__all__ = ["ModelRoute", "ResolvedTarget", "Target", "parse_target"]
 
 
 @attrs.frozen(kw_only=True)
@@ -71,3 +71,16 @@ class ModelRoute:
         if not any("{model}" in t.model for t in self.targets):
             return self.targets
         return tuple(attrs.evolve(t, model=t.model.replace("{model}", model)) for t in self.targets)
+
+
+@attrs.frozen(kw_only=True)
+class ResolvedTarget:
+    """A target after routing: the provider instance name, the upstream model and the effective policy
+    (global ⊕ model ⊕ target overrides). Produced by ``Router.resolve_targets(model)`` in failover order."""
+
+    provider: str
+    model: str
+    policy: Any
+    """The merged :class:`~polyrelay.policy.Policy`."""
+    route: str = ""
+    """The public model name (or pattern) this target came from; differs from the requested name for fallbacks."""

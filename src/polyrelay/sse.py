@@ -96,7 +96,6 @@ class SSEDecoder:
         "_retry",
         "_skip_lf",
         "_tail",
-        "_tail_len",
     )
 
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
@@ -108,8 +107,9 @@ class SSEDecoder:
     def _reset(self) -> None:
         self._at_start = True  # nothing consumed yet: a BOM may still be (partly) ahead
         self._skip_lf = False  # the previous chunk ended with CR: an LF starting the next one belongs to it
-        self._tail: list[bytes] = []  # bytes of the current incomplete line (never contain CR or LF)
-        self._tail_len = 0
+        # The current incomplete line (never contains CR or LF). A bytearray: appending is amortised O(1) and
+        # compact, so a long line trickling in as tiny chunks costs neither quadratic time nor per-piece overhead.
+        self._tail = bytearray()
         self._data: list[str] | None = None  # data lines of the current event; None until the first one
         self._data_size = 0
         self._event: str | None = None
@@ -133,39 +133,36 @@ class SSEDecoder:
                     return []
         if self._at_start:
             # The BOM may itself arrive in pieces; hold back up to two bytes until we can tell.
-            head = b"".join(self._tail) + chunk if self._tail else chunk
+            head = bytes(self._tail) + chunk if self._tail else chunk
             if len(head) < len(_BOM) and _BOM.startswith(head):
-                self._tail = [head]
-                self._tail_len = len(head)
+                self._tail[:] = head
                 return []
             self._at_start = False
-            self._tail = []
-            self._tail_len = 0
+            self._tail.clear()
             chunk = head[len(_BOM) :] if head.startswith(_BOM) else head
         last_lf = chunk.rfind(b"\n")
         last_cr = chunk.rfind(b"\r")
         last = last_lf if last_lf > last_cr else last_cr
         if last < 0:  # no line end: the chunk only extends the current line
-            self._tail.append(chunk)
-            self._tail_len += len(chunk)
-            if self._tail_len > self._max:
+            self._tail += chunk
+            if len(self._tail) > self._max:
                 self._fail(f"a stream line exceeds max_event_bytes={self._max}")
             return []
         end = last + 1
         complete = chunk if end == len(chunk) else chunk[:end]
         if self._tail:
-            self._tail.append(complete)
-            complete = b"".join(self._tail)
-        rest = chunk[end:]
-        self._tail = [rest] if rest else []
-        self._tail_len = len(rest)
+            self._tail += complete
+            complete = bytes(self._tail)
+            self._tail.clear()
+        if end < len(chunk):
+            self._tail += memoryview(chunk)[end:]
         if last_cr >= 0:  # rare (Gemini uses CRLF): normalise every line end to LF, then split as usual
             self._skip_lf = last_cr == len(chunk) - 1
             complete = complete.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = complete.split(b"\n")
         del lines[-1]  # `complete` ends with a line end: the last piece is always empty
         events = self._process(lines)
-        if self._tail_len > self._max:
+        if len(self._tail) > self._max:
             self._fail(f"a stream line exceeds max_event_bytes={self._max}")
         return events
 
@@ -175,7 +172,7 @@ class SSEDecoder:
         Deliberate deviation from the spec (which discards an unterminated event): a body that ends without the
         final blank line still yields its last event, because some servers close right after the last ``data:``.
         """
-        lines = [b"".join(self._tail)] if self._tail else []
+        lines = [bytes(self._tail)] if self._tail else []
         lines.append(b"")
         try:
             return self._process(lines)
@@ -265,7 +262,10 @@ def encode_event(data: str, *, event: str | None = None, id: str | None = None) 
         out.append(f"id: {id}\n")
     out.extend(f"data: {line}\n" for line in _LINE_BREAK.split(data))
     out.append("\n")
-    return "".join(out).encode()
+    try:
+        return "".join(out).encode()
+    except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
+        raise InvalidRequest(f"cannot be encoded as UTF-8: {exc.reason}", path="data/event/id") from exc
 
 
 def _check_single_line(value: str, path: str) -> None:
