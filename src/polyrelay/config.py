@@ -303,9 +303,10 @@ def _parse_models(
             _parse_target(t, f"{_k(path, 'targets')}[{i}]", providers, env) for i, t in enumerate(traw)
         )
         policy: dict[str, Any] = dict(_interp_tree(entry.get("policy") or {}, env, _k(path, "policy")))
+        Policy().merged(policy, key=_k(path, "policy"))
         if "strategy" in entry:
+            Policy().merged({"strategy": entry["strategy"]}, key=path)
             policy["strategy"] = entry["strategy"]
-        Policy().merged(policy, key=_k(path, "policy") if "strategy" not in entry else path)
         lists = {}
         for lk in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "aliases"):
             lists[lk] = _str_list(entry.get(lk, ()), _k(path, lk))
