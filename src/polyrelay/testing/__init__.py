@@ -1,0 +1,47 @@
+"""Test helpers for polyrelay and for applications that use it.
+
+- Simulated upstreams: real HTTP servers on 127.0.0.1 speaking each provider's wire protocol, with fault injection
+  (:class:`Fault`: any status with ``Retry-After``, no response, slow first byte / first token, a stall mid-stream,
+  malformed JSON, a truncated stream, a stream without ``[DONE]``, an in-band error event, a connection reset).
+  ``async with OpenAIUpstream() as up: ... up.base_url``.
+- :class:`FakeProvider`: a scriptable in-process provider (no HTTP) for unit tests of routing logic.
+
+Names are resolved on first access so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY: dict[str, str] = {
+    # framework
+    "Fault": "polyrelay.testing._faults",
+    "FaultKind": "polyrelay.testing._faults",
+    "SimulatedUpstream": "polyrelay.testing._server",
+    "RecordedRequest": "polyrelay.testing._server",
+    # chat upstreams
+    "OpenAIUpstream": "polyrelay.testing._openai",
+    "ScriptedReply": "polyrelay.testing._openai",
+    "ScriptedToolCall": "polyrelay.testing._openai",
+    "GeminiUpstream": "polyrelay.testing._gemini",
+    "AnthropicUpstream": "polyrelay.testing._anthropic",
+    # in-process fake
+    "FakeProvider": "polyrelay.testing._fake",
+    "fake_spec": "polyrelay.testing._fake",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'polyrelay.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
