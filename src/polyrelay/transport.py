@@ -20,7 +20,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -70,6 +70,8 @@ class PoolLimits:
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """The delay (seconds) an upstream asked for: ``retry-after-ms``, else ``Retry-After`` in seconds or as an
     HTTP-date. ``None`` when absent or unparsable; never negative."""
+    if not hasattr(headers, "getall"):  # a plain dict: make the lookup case-insensitive like real headers
+        headers = {k.lower(): v for k, v in headers.items()}
     ms = headers.get("retry-after-ms")
     if ms:
         try:
@@ -210,7 +212,7 @@ class HttpResponse:
             else:
                 raw.close()
 
-    async def iter_sse(self) -> AsyncIterator[ServerSentEvent]:
+    async def iter_sse(self) -> AsyncGenerator[ServerSentEvent, None]:
         """Server-sent events as they arrive. At end of stream a pending event without its blank line is still
         dispatched; the consumer decides whether the stream was complete."""
         from polyrelay.sse import SSEDecoder
