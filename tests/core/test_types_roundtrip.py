@@ -158,3 +158,11 @@ def test_invalid_upstream_response() -> None:
     assert "choices[0].message.content" in str(ei.value)
     with pytest.raises(InvalidUpstreamResponse):
         parse_chunk(["not", "an", "object"])
+
+
+def test_explicit_nulls_round_trip() -> None:
+    body = {"model": "m", "messages": [{"role": "assistant", "content": None, "tool_calls": None}],
+            "tool_choice": None, "stop": None, "max_tokens": None}
+    r = parse_request(body)
+    assert r.tool_choice is None and r.stop is None
+    assert to_json(r) == body

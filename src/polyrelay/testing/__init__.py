@@ -26,6 +26,11 @@ _LAZY: dict[str, str] = {
     "ScriptedToolCall": "polyrelay.testing._openai",
     "GeminiUpstream": "polyrelay.testing._gemini",
     "AnthropicUpstream": "polyrelay.testing._anthropic",
+    "AnthropicReply": "polyrelay.testing._anthropic",
+    "ReplyText": "polyrelay.testing._anthropic",
+    "ReplyThinking": "polyrelay.testing._anthropic",
+    "ReplyRedactedThinking": "polyrelay.testing._anthropic",
+    "ReplyToolUse": "polyrelay.testing._anthropic",
     # in-process fake
     "FakeProvider": "polyrelay.testing._fake",
     "fake_spec": "polyrelay.testing._fake",

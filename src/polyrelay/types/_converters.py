@@ -76,7 +76,7 @@ def _build(detailed: bool) -> WireConverter:
     c.register_unstructure_hook(ImageURL, lambda u: u.url if u.bare and u.detail is None else image_unst(u))
 
     def structure_tool_choice(v: Any, _: Any) -> Any:
-        if isinstance(v, str):
+        if v is None or isinstance(v, str):
             return v
         return c.structure(v, NamedToolChoice)
 
