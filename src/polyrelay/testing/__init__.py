@@ -25,12 +25,16 @@ _LAZY: dict[str, str] = {
     "ScriptedReply": "polyrelay.testing._openai",
     "ScriptedToolCall": "polyrelay.testing._openai",
     "GeminiUpstream": "polyrelay.testing._gemini",
+    "ScriptedBlock": "polyrelay.testing._gemini",
     "AnthropicUpstream": "polyrelay.testing._anthropic",
     "AnthropicReply": "polyrelay.testing._anthropic",
     "ReplyText": "polyrelay.testing._anthropic",
     "ReplyThinking": "polyrelay.testing._anthropic",
     "ReplyRedactedThinking": "polyrelay.testing._anthropic",
     "ReplyToolUse": "polyrelay.testing._anthropic",
+    # media upstreams
+    "IdeogramUpstream": "polyrelay.testing._ideogram",
+    "MidjourneyUpstream": "polyrelay.testing._midjourney",
     # in-process fake
     "FakeProvider": "polyrelay.testing._fake",
     "fake_spec": "polyrelay.testing._fake",

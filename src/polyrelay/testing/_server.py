@@ -511,6 +511,8 @@ def _trigger_index(events: Sequence[StreamEvent], fault: Fault | None) -> int | 
 
 def _cut_event(event: bytes) -> bytes:
     """``event`` with its last line cut in half: a ``data:`` line whose JSON never closes."""
+    # Normalise CRLF framing (Gemini) first, so the cut lands inside the JSON whatever the line ends.
+    event = event.replace(b"\r\n", b"\n")
     lines = event.rstrip(b"\n").split(b"\n") if event else [b'data: {"id":"simulated-malformed"}']
     last = lines[-1]
     lines[-1] = last[: max(len(b"data: {"), len(last) // 2)]
