@@ -33,6 +33,13 @@ _LAZY: dict[str, str] = {
     "ReplyRedactedThinking": "polyrelay.testing._anthropic",
     "ReplyToolUse": "polyrelay.testing._anthropic",
     # media upstreams
+    "OpenAIImagesUpstream": "polyrelay.testing._openai_images",
+    "tiny_png": "polyrelay.testing._openai_images",
+    "parse_form": "polyrelay.testing._openai_images",
+    "FluxUpstream": "polyrelay.testing._flux",
+    "FluxOutcome": "polyrelay.testing._flux",
+    "ReplicateUpstream": "polyrelay.testing._replicate",
+    "ReplicateOutcome": "polyrelay.testing._replicate",
     "IdeogramUpstream": "polyrelay.testing._ideogram",
     "MidjourneyUpstream": "polyrelay.testing._midjourney",
     # in-process fake
