@@ -18,7 +18,9 @@ refused (:class:`~polyrelay.errors.UnsupportedFeature`, ``path="n"``).
     [audio](<url>)       an audio track
     [file](<url>)        anything else
 
-(``(no output)`` when the task produced none.)
+An output without a URL but with text (Suno lyrics) is shown as its text (bold title first when it has one); a
+workflow task without file outputs shows its structured outputs as a fenced ``json`` block. ``(no output)`` when
+the task produced none.
 
 **Non-streaming** (``stream`` false): one ``chat.completion`` whose single choice has ``finish_reason="stop"`` and
 ``message.content`` =::
@@ -35,7 +37,8 @@ refused (:class:`~polyrelay.errors.UnsupportedFeature`, ``path="n"``).
 2. ``"task_id: <task id>\\n"`` right after the task was submitted (so a client can poll it if the stream drops),
    and again with the new id if a failed task is resubmitted to another target (``resubmit_on_failure``);
 3. one ``"status: <status>[ <percent>%]\\n"`` line each time the status or the whole-percent progress changes,
-   e.g. ``"status: queued\\n"``, ``"status: running 40%\\n"``, ``"status: succeeded\\n"``;
+   e.g. ``"status: queued\\n"``, ``"status: running 40%\\n"``, ``"status: succeeded\\n"``; workflow tasks
+   add the running node's title: ``"status: running 67% (Render the poster)\\n"``;
    while nothing changes, an empty-content chunk every ``keepalive`` seconds (keeps proxies from timing out);
 4. ``"\\n<media markdown>\\n"``;
 5. a chunk with an empty delta and ``finish_reason="stop"``;
@@ -48,6 +51,7 @@ Errors at submission (before the first chunk) are raised as they are.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -81,10 +85,12 @@ def status_line(task: Task) -> str:
     if task.status == "failed":
         reason = task.error.message if task.error is not None and task.error.message else "unknown error"
         return f"status: failed: {reason}\n"
+    node = task.extra.get("node") if task.status == "running" else None
+    suffix = f" ({node})" if isinstance(node, str) and node else ""
     if task.progress is not None and task.status not in ("succeeded", "canceled"):
         percent = round(min(1.0, max(0.0, task.progress)) * 100)
-        return f"status: {task.status} {percent}%\n"
-    return f"status: {task.status}\n"
+        return f"status: {task.status} {percent}%{suffix}\n"
+    return f"status: {task.status}{suffix}\n"
 
 
 def _artifact_kind(artifact: Artifact, task_kind: TaskKind) -> str:
@@ -102,9 +108,15 @@ def render_markdown(task: Task) -> str:
     lines: list[str] = []
     for artifact in task.outputs:
         if not artifact.url:
+            text = artifact.extra.get("text")
+            if isinstance(text, str) and text:  # lyrics, a workflow's text output
+                lines.append((f"**{artifact.title}**\n\n" if artifact.title else "") + text)
             continue
         kind = _artifact_kind(artifact, task.kind)
         lines.append(f"![image]({artifact.url})" if kind == "image" else f"[{kind}]({artifact.url})")
+    outputs = task.extra.get("outputs")
+    if outputs and not lines:  # a workflow's structured outputs
+        lines.append("```json\n" + json.dumps(outputs, ensure_ascii=False, indent=2, default=str) + "\n```")
     return "\n".join(lines) if lines else "(no output)"
 
 

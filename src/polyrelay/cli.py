@@ -50,13 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from polyrelay.demo import run_demo
 
-            return asyncio.run(run_demo(color=not args.no_color and sys.stdout.isatty()))
+            status: int = asyncio.run(run_demo(color=not args.no_color and sys.stdout.isatty()))
+            return status
         if args.command == "check-config":
             return check_config(args.file)
         if args.command == "providers":
             return list_providers()
         if args.command == "chat":
-            return asyncio.run(_chat(args))
+            rc: int = asyncio.run(_chat(args))
+            return rc
     except (ConfigError, InvalidRequest, PluginError) as exc:
         print(f"polyrelay: error: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +102,8 @@ def check_config(path: str) -> int:
         key = s.api_key.masked if isinstance(s.api_key, Secret) else None
         if key is None and spec.api_key_env:
             key = f"from ${spec.api_key_env}" + ("" if os.environ.get(spec.api_key_env) else " (NOT SET)")
-        line = f"  {s.name:<14} type={s.type:<12} base_url={s.base_url or spec.default_base_url or '-'}  key={key or '-'}"
+        base = s.base_url or spec.default_base_url or "-"
+        line = f"  {s.name:<14} type={s.type:<12} base_url={base}  key={key or '-'}"
         if s.headers:
             line += f"  headers={{{_masked_headers(s.headers)}}}"
         if s.options:

@@ -72,8 +72,9 @@ class ProviderSettings:
     api_key: Secret | None = attrs.field(default=None, repr=False)
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     """Extra request headers (values may be secrets: never logged)."""
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-    """Provider-specific keys of the table, validated by the provider's factory (raise ConfigError naming them)."""
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda o: repr(sorted(o)))
+    """Provider-specific keys of the table, validated by the provider's factory (raise ConfigError naming them).
+    Only the keys are shown in the repr: values may be credentials (Kling ``secret_key``, Suno ``cookie``)."""
     config_path: str = ""
     """Dotted config path of this table (``providers.relay``), for error messages."""
 
@@ -83,7 +84,14 @@ class ProviderSettings:
         if self.api_key:
             out.append(self.api_key)
         out.extend(v for v in self.headers.values() if len(v) >= 8)
+        for k, v in self.options.items():
+            secretish = isinstance(v, str) and len(v) >= 8 and any(w in k.lower() for w in _SECRET_WORDS)
+            if isinstance(v, Secret) or secretish:
+                out.append(v)
         return tuple(out)
+
+
+_SECRET_WORDS = ("key", "secret", "token", "cookie", "password", "auth")
 
 
 @attrs.frozen(kw_only=True)

@@ -9,10 +9,11 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
 from media_harness import FakeClock, Media, build_media, open_transport, settings
 
-from polyrelay.bridge import chat_to_task_request, render_markdown
+from polyrelay.bridge import chat_to_task_request, render_markdown, status_line
 from polyrelay.errors import InvalidRequest, TaskFailed, UnsupportedFeature
 from polyrelay.testing._flux import FluxOutcome, FluxUpstream
 from polyrelay.testing._openai_images import tiny_png
@@ -137,8 +138,27 @@ def test_markdown_per_media_type() -> None:
     )
     assert render_markdown(task) == (
         "![image](https://h/a.png)\n[video](https://h/b.mp4)\n[audio](https://h/c.mp3)\n[file](https://h/d.bin)\n"
-        "[video](https://h/e)"
+        "[video](https://h/e)\nno url"
     )
+
+
+def test_text_outputs_and_workflow_outputs() -> None:
+    lyrics = Task(id="t", model="m", provider="suno", kind="audio", status="succeeded", upstream_id="u",
+                  outputs=(Artifact(media_type="text/plain", title="Night Drive", extra={"text": "la la"}),))
+    assert render_markdown(lyrics) == "**Night Drive**\n\nla la"
+    workflow = Task(id="t", model="m", provider="dify", kind="workflow", status="succeeded", upstream_id="u",
+                    extra={"outputs": {"answer": "42"}})
+    assert render_markdown(workflow) == '```json\n{\n  "answer": "42"\n}\n```'
+    empty = Task(id="t", model="m", provider="p", kind="image", status="succeeded", upstream_id="u")
+    assert render_markdown(empty) == "(no output)"
+
+
+def test_status_line_names_the_running_node() -> None:
+    running = Task(id="t", model="m", provider="dify", kind="workflow", status="running", upstream_id="u",
+                   progress=2 / 3, extra={"node": "Render the poster"})
+    assert status_line(running) == "status: running 67% (Render the poster)\n"
+    done = attrs.evolve(running, status="succeeded", progress=1.0)
+    assert status_line(done) == "status: succeeded\n"
 
 
 # -- over loopback ---------------------------------------------------------------------------------------------------
