@@ -52,6 +52,8 @@ class CircuitPolicy:
     min_calls: int = 10
     cooldown: float = 30.0
     """Seconds open before one probe is let through (half-open)."""
+    max_cooldown: float = 300.0
+    """Each failed probe doubles the next cooldown, up to this many seconds (a success resets it)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -5,4 +5,4 @@ from polyrelay.types.chat import __all__ as _chat_all
 from polyrelay.types.completion import *  # noqa: F403
 from polyrelay.types.completion import __all__ as _completion_all
 
-__all__ = [*_chat_all, *_completion_all]  # noqa: PLE0604
+__all__ = [*_chat_all, *_completion_all]

@@ -42,10 +42,13 @@ class EchoProvider:
 
     async def stream_chat(self, request: ChatRequest, ctx: CallContext) -> AsyncIterator[ChatCompletionChunk]:
         text = self._answer(request)
-        yield ChatCompletionChunk(id="echo-1", model=ctx.model,
-                                  choices=(ChunkChoice(delta=ChoiceDelta(role="assistant", content="")),))
+        yield ChatCompletionChunk(
+            id="echo-1", model=ctx.model, choices=(ChunkChoice(delta=ChoiceDelta(role="assistant", content="")),)
+        )
         for ch in text:
-            yield ChatCompletionChunk(id="echo-1", model=ctx.model, choices=(ChunkChoice(delta=ChoiceDelta(content=ch)),))
+            yield ChatCompletionChunk(
+                id="echo-1", model=ctx.model, choices=(ChunkChoice(delta=ChoiceDelta(content=ch)),)
+            )
         yield ChatCompletionChunk(id="echo-1", model=ctx.model, choices=(ChunkChoice(finish_reason="stop"),))
 
     def capabilities(self, model: str) -> ModelCapabilities:
@@ -56,4 +59,6 @@ def _factory(settings: ProviderSettings, transport: Transport) -> EchoProvider:
     return EchoProvider(settings)
 
 
-SPEC = ProviderSpec(name="echo", factory=_factory, description="reverses the last user message", option_keys=frozenset({"prefix"}))
+SPEC = ProviderSpec(
+    name="echo", factory=_factory, description="reverses the last user message", option_keys=frozenset({"prefix"})
+)

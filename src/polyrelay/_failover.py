@@ -1,0 +1,697 @@
+"""The attempt loop: retries on one target (tenacity), failover along the candidates, one deadline per call.
+
+One call walks its **chain**: the requested model's targets (ordered by the model's strategy), then the models
+named in ``fallbacks`` (depth first, each once). For every target:
+
+- the circuit breaker may skip it (open); the concurrency limit may skip it (busy);
+- the first attempt runs outside any retry machinery (the fast path); on a failure that retrying can fix on this
+  target, tenacity drives the remaining attempts: ``stop_after_attempt`` and a stop at the call's deadline,
+  ``wait_random_exponential`` (full jitter, capped) or exactly the upstream's ``retry_after``;
+- when it is spent, the call moves to the next candidate.
+
+What happens after an error (the error classes are the provider's classification):
+
+=======================================  =====================================  ==================================
+error                                    same target                            then
+=======================================  =====================================  ==================================
+RateLimited / Overloaded (retry_after)   retry after ``retry_after`` if it is   next target
+                                         <= ``max_retry_after``, else no retry
+RateLimited / Overloaded / ServerError,  retry with backoff                     next target
+InvalidUpstreamResponse, a stream that
+broke before its first content
+408, 409, 425 (classified retryable)     retry with backoff                     next target
+QuotaExceeded, AuthenticationFailed,     never                                  next target
+PermissionDenied, NotFound, other
+non-retryable upstream errors
+ConnectTimeout, FirstByteTimeout,        only with ``retry_on_timeout``         next target
+FirstTokenTimeout, IdleTimeout
+ConnectionFailed (refused, reset)        only when no other candidate is left   next target
+UnsupportedFeature (before the network)  never                                  next target
+ContextWindowExceeded                    never                                  ``context_window_fallbacks`` only
+                                                                                (else raised at once)
+ContentPolicyViolation                   never                                  ``content_policy_fallbacks`` only
+                                                                                (else raised at once)
+BadRequest, InvalidRequest               never                                  raised at once
+the call's deadline ran out              —                                      DeadlineExceeded
+=======================================  =====================================  ==================================
+
+Retries on a target also stop when its circuit opens or when the next sleep would end past the deadline. A target
+at its ``max_concurrency`` (:class:`~polyrelay.concurrency.TargetBusy`) is passed over for the next one.
+
+Context-window and content-policy errors never go to the model's other targets or generic fallbacks: those serve
+the same model (the same window, the same safety system), so only the opt-in maps lead anywhere.
+
+When every target failed, :class:`AllTargetsFailed` lists every attempt's error, except when the call only ever
+reached one target: then that target's last error is raised as is (``except RateLimited`` works with a single
+deployment). When every target was skipped because its circuit is open, the one whose cooldown ends first is tried
+anyway (a half-open probe) rather than failing without trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
+
+import attrs
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
+
+from polyrelay.circuit import CircuitBreaker, Outcome
+from polyrelay.concurrency import Slots, TargetBusy
+from polyrelay.errors import (
+    AllTargetsFailed,
+    AuthenticationFailed,
+    BadRequest,
+    ConnectionFailed,
+    ContentPolicyViolation,
+    ContextWindowExceeded,
+    DeadlineExceeded,
+    InvalidRequest,
+    InvalidUpstreamResponse,
+    NotFound,
+    Overloaded,
+    PermissionDenied,
+    RateLimited,
+    Secret,
+    ServerError,
+    StreamInterrupted,
+    TransportError,
+    UnsupportedFeature,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    redact,
+)
+from polyrelay.hooks import AttemptEvent, FailoverEvent, FailoverReason, HookSet, RetryEvent
+from polyrelay.policy import Policy, RetryPolicy
+from polyrelay.provider import CallContext, ChatProvider
+from polyrelay.strategies import LatencyStats, order_targets
+from polyrelay.types.chat import ChatRequest
+from polyrelay.types.completion import Attempt, ChatCompletion, ResponseMeta
+
+__all__ = ["CallState", "Candidate", "Engine", "ResolvedRoute"]
+
+T = TypeVar("T")
+
+# Errors retrying cannot fix on the same target, whatever ``retryable`` (or x-should-retry) says.
+_NEVER_RETRY: tuple[type[BaseException], ...] = (
+    BadRequest,
+    ContentPolicyViolation,
+    AuthenticationFailed,
+    PermissionDenied,
+    NotFound,
+)
+# Upstream faults: these count against a target's circuit. Client errors and cancellations do not.
+_CIRCUIT_FAILURES: tuple[type[BaseException], ...] = (
+    RateLimited,
+    Overloaded,
+    ServerError,
+    InvalidUpstreamResponse,
+    StreamInterrupted,
+)
+# Errors a call may meet on one target and still be answered by another (the walk catches them).
+_WALK_ERRORS: tuple[type[BaseException], ...] = (UpstreamError, InvalidRequest, TargetBusy)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Candidate:
+    """One target as one route serves it: its key, upstream model and fully merged policy."""
+
+    key: str
+    provider: str
+    model: str
+    weight: float
+    policy: Policy
+    route: str
+
+
+@attrs.frozen(kw_only=True)
+class ResolvedRoute:
+    """A public model name resolved to its candidates, model-level policy and fallback names."""
+
+    name: str
+    candidates: tuple[Candidate, ...]
+    policy: Policy
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    content_policy_fallbacks: tuple[str, ...] = ()
+
+
+@attrs.define(slots=True, kw_only=True, eq=False)
+class CallState:
+    """Everything one call accumulates while it walks its chain."""
+
+    requested_model: str
+    request: ChatRequest
+    policy: Policy
+    """The requested model's policy with the per-call overrides (deadline, strategy, stream recovery)."""
+    overrides: Mapping[str, Any] | None = None
+    deadline: float = math.inf
+    """Clock time by which the call must end."""
+    stream: bool = False
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+    attempts: list[Attempt] = attrs.field(factory=list)
+    errors: list[BaseException] = attrs.field(factory=list)
+    tried: set[str] = attrs.field(factory=set)
+    visited: set[str] = attrs.field(factory=set)
+    expired: bool = False
+    prefill: str | None = None
+    """Stream continuation: the text already delivered, sent as an assistant prefill where accepted."""
+    _policies: dict[str, Policy] | None = None
+
+    def policy_for(self, cand: Candidate) -> Policy:
+        """The candidate's policy with the per-call overrides applied (cached for the call)."""
+        if not self.overrides:
+            return cand.policy
+        cache = self._policies
+        if cache is None:
+            cache = self._policies = {}
+        p = cache.get(cand.key)
+        if p is None:
+            p = cache[cand.key] = cand.policy.merged(self.overrides, key="policy", user=True)
+        return p
+
+    def model_policy(self, route: ResolvedRoute) -> Policy:
+        if not self.overrides:
+            return route.policy
+        return route.policy.merged(self.overrides, key="policy", user=True)
+
+
+class _Alternatives:
+    """Lazily answers "is there another candidate left after this one?" for the current position of a walk."""
+
+    __slots__ = ("_breaker", "_call", "_i", "_ordered", "_routes")
+
+    def __init__(
+        self,
+        call: CallState,
+        breaker: CircuitBreaker,
+        ordered: tuple[Candidate, ...],
+        i: int,
+        routes: deque[tuple[ResolvedRoute, Candidate | None]],
+    ) -> None:
+        self._call, self._breaker, self._ordered, self._i, self._routes = call, breaker, ordered, i, routes
+
+    def __call__(self) -> bool:
+        tried, is_open = self._call.tried, self._breaker.is_open
+        for c in self._ordered[self._i + 1 :]:
+            if c.key not in tried and not is_open(c.key):
+                return True
+        for route, only in self._routes:
+            for c in (only,) if only is not None else route.candidates:
+                if c.key not in tried and not is_open(c.key):
+                    return True
+        return False
+
+
+_AttemptFn = Callable[[Candidate, Policy, CallState, Callable[[], bool], bool, int], Awaitable[T]]
+"""One attempt on one target: ``(candidate, policy, call, has_alternative, is_probe, attempt_number)``."""
+
+
+class _FullJitter(wait_random_exponential):
+    """``wait_random_exponential`` (full jitter) drawing from the router's ``random.Random``."""
+
+    def __init__(self, *, multiplier: float, max: float, exp_base: float, rng: random.Random) -> None:
+        super().__init__(multiplier=multiplier, max=max, exp_base=exp_base)
+        self._rng = rng
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        high = wait_exponential.__call__(self, retry_state)
+        return self._rng.uniform(self.min, high)
+
+
+class _WaitRetryAfter(wait_base):
+    """Exactly the delay the upstream asked for (``Retry-After``/``retry-after-ms``), else ``fallback``."""
+
+    def __init__(self, fallback: wait_base) -> None:
+        self.fallback = fallback
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        ra = getattr(exc, "retry_after", None)
+        if isinstance(ra, int | float):
+            return float(ra)
+        return self.fallback(retry_state)
+
+
+class _StopAtDeadline(stop_base):
+    """Stop when the coming sleep would end at or past the call's deadline (sleeps never cross it)."""
+
+    def __init__(self, call: CallState, clock: Callable[[], float]) -> None:
+        self._call, self.clock = call, clock
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._call.expired or self.clock() + retry_state.upcoming_sleep >= self._call.deadline
+
+
+class _TargetRuntime:
+    __slots__ = ("latency", "slots")
+
+    def __init__(self) -> None:
+        self.slots = Slots()
+        self.latency = LatencyStats()
+
+
+class Engine:
+    """Runs calls for one Router: the walk, the retries, the attempts and their bookkeeping."""
+
+    def __init__(
+        self,
+        *,
+        chain: Callable[[str], tuple[ResolvedRoute, ...]],
+        expand: Callable[[tuple[str, ...], set[str]], list[ResolvedRoute]],
+        chat_provider: Callable[[str], ChatProvider],
+        secrets: Callable[[str], tuple[Secret | str, ...]],
+        breaker: CircuitBreaker,
+        hooks: HookSet,
+        clock: Callable[[], float],
+        clock_is_loop: bool,
+        sleep: Callable[[float], Awaitable[None]],
+        rng: random.Random,
+    ) -> None:
+        self._chain = chain
+        self._expand = expand
+        self.chat_provider = chat_provider
+        self._secrets = secrets
+        self.breaker = breaker
+        self.hooks = hooks
+        self.clock = clock
+        self.clock_is_loop = clock_is_loop
+        self._sleep = sleep
+        self._rng = rng
+        self._targets: dict[str, _TargetRuntime] = {}
+        self._turns: dict[str, int] = {}
+        self._waits: dict[RetryPolicy, wait_base] = {}
+        self._stops: dict[int, stop_after_attempt] = {}
+
+    # -- per-target runtime --------------------------------------------------------------------------------------
+    def runtime(self, key: str) -> _TargetRuntime:
+        rt = self._targets.get(key)
+        if rt is None:
+            rt = self._targets[key] = _TargetRuntime()
+        return rt
+
+    def in_flight(self, key: str) -> int:
+        rt = self._targets.get(key)
+        return rt.slots.in_flight if rt is not None else 0
+
+    def latency(self, key: str) -> float | None:
+        rt = self._targets.get(key)
+        return rt.latency.ewma if rt is not None else None
+
+    # -- the walk ------------------------------------------------------------------------------------------------
+    async def run(self, call: CallState, attempt: _AttemptFn[T]) -> tuple[T, Candidate]:
+        """Walk the chain until a target answers; raise the right error when none does."""
+        chain = self._chain(call.requested_model)
+        routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque((r, None) for r in chain)
+        call.visited.update(r.name for r in chain)
+        skipped: list[tuple[ResolvedRoute, Candidate]] = []
+        forced: str | None = None
+        breaker = self.breaker
+        while True:
+            while routes:
+                route, only = routes.popleft()
+                ordered = (only,) if only is not None else self._order(route, call)
+                for i, cand in enumerate(ordered):
+                    if cand.key in call.tried:
+                        continue
+                    policy = call.policy_for(cand)
+                    if cand.key == forced:
+                        admission = "probe"
+                    else:
+                        admission = breaker.admit(cand.key, policy.circuit)
+                        if admission == "open":
+                            self._skipped(call, cand, f"circuit open for {cand.key}")
+                            self.failover(call, cand, None, "circuit_open")
+                            skipped.append((route, cand))
+                            continue
+                    call.tried.add(cand.key)
+                    alt = _Alternatives(call, breaker, ordered, i, routes)
+                    try:
+                        return await self._on_target(call, cand, policy, admission == "probe", alt, attempt), cand
+                    except _WALK_ERRORS as exc:
+                        step = self._next_step(call, exc)
+                        if step == "raise":
+                            raise
+                        if step == "deadline":
+                            err = self._deadline_error(call, cand, exc)
+                            if err is exc:
+                                raise
+                            raise err from exc
+                        if step == "failover":
+                            self.failover(call, cand, exc)
+                            continue
+                        names = route.context_window_fallbacks if step == "context" else route.content_policy_fallbacks
+                        nxt = self._expand(names, call.visited) if names else []
+                        if not nxt:
+                            raise
+                        self.failover(call, cand, exc, "context_window" if step == "context" else "content_policy")
+                        # The rest of the chain serves the same model: only the opt-in fallbacks remain.
+                        routes = deque((r, None) for r in nxt)
+                        break
+            if call.errors or forced is not None or not skipped:
+                break
+            # Every target was open: try the one whose cooldown ends first instead of failing without trying.
+            route, cand = min(skipped, key=lambda rc: breaker.open_until(rc[1].key))
+            forced = cand.key
+            breaker.force_probe(cand.key)
+            routes.append((route, cand))
+        raise self._final_error(call)
+
+    def _order(self, route: ResolvedRoute, call: CallState) -> tuple[Candidate, ...]:
+        cands = route.candidates
+        if len(cands) < 2:
+            return cands
+        strategy = call.model_policy(route).strategy
+        if strategy == "priority":
+            return cands
+        turn = self._turns.get(route.name, 0)
+        self._turns[route.name] = turn + 1
+        return tuple(
+            order_targets(
+                strategy,
+                cands,
+                weight=lambda c: c.weight,
+                in_flight=lambda c: self.in_flight(c.key),
+                latency=lambda c: self.latency(c.key),
+                rng=self._rng,
+                turn=turn,
+            )
+        )
+
+    def _next_step(self, call: CallState, exc: BaseException) -> str:
+        if self.deadline_passed(call):
+            return "deadline"
+        if isinstance(exc, ContextWindowExceeded):
+            return "context"
+        if isinstance(exc, ContentPolicyViolation):
+            return "content"
+        if isinstance(exc, BadRequest) or (isinstance(exc, InvalidRequest) and not isinstance(exc, UnsupportedFeature)):
+            return "raise"
+        return "failover"
+
+    def failover(
+        self, call: CallState, cand: Candidate, exc: BaseException | None, reason: FailoverReason | None = None
+    ) -> None:
+        if reason is None:
+            if isinstance(exc, TargetBusy):
+                reason = "busy"
+            elif isinstance(exc, UpstreamError) and exc.retryable and not isinstance(exc, UpstreamTimeout):
+                reason = "retries_exhausted"
+            else:
+                reason = "not_retryable_here"
+        self.hooks.failover(
+            FailoverEvent(
+                requested_model=call.requested_model, provider=cand.provider, model=cand.model, reason=reason, error=exc
+            )
+        )
+
+    def _final_error(self, call: CallState) -> BaseException:
+        errors = call.errors
+        if not errors:
+            return AllTargetsFailed(
+                f"no target could serve model {call.requested_model!r}", model=call.requested_model, errors=()
+            )
+        if all(isinstance(e, UnsupportedFeature) for e in errors):
+            return errors[0]
+        if len(call.tried) == 1:
+            return errors[-1]
+        # "a/x: RateLimited 429 x3; b/y: ServerError 500": one entry per run of identical failures.
+        runs: list[list[Any]] = []
+        for a in call.attempts:
+            if a.outcome == "success":
+                continue
+            label = f"{a.provider}/{a.model}: {a.error_type}" + (f" {a.status}" if a.status is not None else "")
+            if runs and runs[-1][0] == label:
+                runs[-1][1] += 1
+            else:
+                runs.append([label, 1])
+        summary = "; ".join(label if n == 1 else f"{label} x{n}" for label, n in runs)
+        err = AllTargetsFailed(
+            f"all {len(call.tried)} targets failed for model {call.requested_model!r}: {summary}",
+            model=call.requested_model,
+            errors=errors,
+        )
+        err.__cause__ = errors[-1]
+        return err
+
+    def _deadline_error(self, call: CallState, cand: Candidate, exc: BaseException) -> DeadlineExceeded:
+        if isinstance(exc, DeadlineExceeded) and len(call.tried) == 1 and len(call.errors) == 1:
+            return exc
+        budget = call.policy.deadline
+        n = sum(1 for a in call.attempts if a.outcome != "skipped")
+        return DeadlineExceeded(
+            f"the call's deadline{f' of {budget:g}s' if budget else ''} ran out after {n} attempt(s); "
+            f"last error: {type(exc).__name__}: {exc}",
+            provider=cand.provider,
+            model=cand.model,
+        )
+
+    def deadline_passed(self, call: CallState) -> bool:
+        return call.expired or self.clock() >= call.deadline
+
+    # -- one target: first attempt, then tenacity ---------------------------------------------------------------
+    async def _on_target(
+        self,
+        call: CallState,
+        cand: Candidate,
+        policy: Policy,
+        probe: bool,
+        alt: Callable[[], bool],
+        attempt: _AttemptFn[T],
+    ) -> T:
+        try:
+            return await attempt(cand, policy, call, alt, probe, 1)
+        except UpstreamError as exc:
+            if policy.retry.max_attempts < 2 or not self._retry_here(exc, cand, policy, call, alt):
+                raise
+            first: BaseException = exc
+        pending = [first]
+        number = [1]
+
+        async def again() -> T:
+            if pending:
+                raise pending.pop()
+            number[0] += 1
+            return await attempt(cand, policy, call, alt, False, number[0])
+
+        def should_retry(exc: BaseException) -> bool:
+            return isinstance(exc, UpstreamError) and self._retry_here(exc, cand, policy, call, alt)
+
+        def before_sleep(rs: RetryCallState) -> None:
+            outcome = rs.outcome
+            err = outcome.exception() if outcome is not None else None
+            ra = getattr(err, "retry_after", None)
+            self.hooks.retry(
+                RetryEvent(
+                    requested_model=call.requested_model,
+                    provider=cand.provider,
+                    model=cand.model,
+                    next_attempt=rs.attempt_number + 1,
+                    sleep=rs.upcoming_sleep,
+                    error=cast(BaseException, err),
+                    retry_after=float(ra) if isinstance(ra, int | float) else None,
+                )
+            )
+
+        retrying = AsyncRetrying(
+            sleep=self._sleep,
+            stop=self._stop_after(policy.retry.max_attempts) | _StopAtDeadline(call, self.clock),
+            wait=self._wait_for(policy.retry),
+            retry=retry_if_exception(should_retry),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        result: T = await retrying(again)
+        return result
+
+    def _retry_here(
+        self, exc: UpstreamError, cand: Candidate, policy: Policy, call: CallState, alt: Callable[[], bool]
+    ) -> bool:
+        """Is another attempt on this same target worth it?"""
+        if not exc.retryable or isinstance(exc, _NEVER_RETRY):
+            return False
+        if self.deadline_passed(call):
+            return False
+        if isinstance(exc, UpstreamTimeout):
+            return policy.retry.retry_on_timeout
+        if isinstance(exc, ConnectionFailed):
+            return not alt()  # another candidate is a better bet than a refused or reset connection
+        ra = getattr(exc, "retry_after", None)
+        if isinstance(ra, int | float) and ra > policy.retry.max_retry_after:
+            return False  # the upstream asked for a longer pause than we wait: fail over instead
+        return not (policy.circuit.enabled and self.breaker.is_open(cand.key))
+
+    def _wait_for(self, rp: RetryPolicy) -> wait_base:
+        w = self._waits.get(rp)
+        if w is None:
+            w = self._waits[rp] = _WaitRetryAfter(
+                _FullJitter(
+                    multiplier=rp.backoff_initial, max=rp.backoff_max, exp_base=rp.backoff_multiplier, rng=self._rng
+                )
+            )
+        return w
+
+    def _stop_after(self, n: int) -> stop_after_attempt:
+        s = self._stops.get(n)
+        if s is None:
+            s = self._stops[n] = stop_after_attempt(n)
+        return s
+
+    # -- attempts ------------------------------------------------------------------------------------------------
+    def loop_deadline(self, call: CallState) -> float | None:
+        """The call's deadline in ``loop.time()`` terms (what providers and the transport use)."""
+        if call.deadline == math.inf:
+            return None
+        if self.clock_is_loop:
+            return call.deadline
+        return asyncio.get_running_loop().time() + (call.deadline - self.clock())
+
+    async def take_slot(self, call: CallState, cand: Candidate, policy: Policy) -> Slots:
+        slots = self.runtime(cand.key).slots
+        limit = policy.max_concurrency
+        if slots.try_acquire(limit):
+            return slots
+        left = call.deadline - self.clock()
+        try:
+            await slots.acquire(limit, mode=policy.queue, max_wait=min(policy.queue_timeout, left), target=cand.key)
+        except TargetBusy as exc:
+            self._skipped(call, cand, exc.message, "TargetBusy")
+            call.errors.append(exc)
+            raise
+        return slots
+
+    def context(self, call: CallState, cand: Candidate, policy: Policy, deadline: float | None) -> CallContext:
+        return CallContext(
+            model=cand.model,
+            timeouts=policy.timeouts,
+            requested_model=call.requested_model,
+            deadline=deadline,
+            extra_headers=call.extra_headers,
+        )
+
+    async def chat_attempt(
+        self, cand: Candidate, policy: Policy, call: CallState, alt: Callable[[], bool], probe: bool, number: int
+    ) -> ChatCompletion:
+        """One non-streamed attempt, with its bookkeeping (attempt record, circuit, latency, hooks)."""
+        provider = self.chat_provider(cand.provider)
+        if self.deadline_passed(call):
+            raise DeadlineExceeded("the call's deadline ran out before the attempt", provider=cand.provider)
+        slots = await self.take_slot(call, cand, policy)
+        start = self.clock()
+        deadline = self.loop_deadline(call)
+        try:
+            try:
+                async with asyncio.timeout_at(deadline) as cm:
+                    result = await provider.chat(call.request, self.context(call, cand, policy, deadline))
+            except TimeoutError as exc:
+                raise self.timeout_error(call, cand, cm.expired(), exc) from exc
+        except (UpstreamError, InvalidRequest) as exc:
+            slots.release()
+            self.attempt_failed(call, cand, policy, exc, start, number, probe)
+            raise
+        except BaseException:
+            slots.release()
+            self.breaker.record(cand.key, policy.circuit, "neutral", probe=probe)
+            raise
+        slots.release()
+        latency = self.clock() - start
+        self.breaker.record(cand.key, policy.circuit, "success", probe=probe)
+        self.attempt_succeeded(call, cand, policy, latency, None, number)
+        return result
+
+    def finish_completion(self, call: CallState, cand: Candidate, completion: ChatCompletion) -> ChatCompletion:
+        return attrs.evolve(completion, meta=self.meta(call, cand, completion.meta))
+
+    def meta(self, call: CallState, cand: Candidate, provider_meta: ResponseMeta | None, *extra: Any) -> ResponseMeta:
+        pm = provider_meta
+        warnings = pm.warnings if pm is not None else ()
+        if extra:
+            warnings = (*warnings, *extra)
+        return ResponseMeta(
+            provider=cand.provider,
+            model=cand.model,
+            requested_model=call.requested_model,
+            attempts=tuple(call.attempts),
+            warnings=warnings,
+            request_id=pm.request_id if pm is not None else None,
+            headers=pm.headers if pm is not None else {},
+        )
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------------
+    def timeout_error(self, call: CallState, cand: Candidate, ours: bool, exc: BaseException) -> UpstreamTimeout:
+        if ours:
+            call.expired = True
+            return DeadlineExceeded("the call's deadline ran out during the attempt", provider=cand.provider)
+        return UpstreamTimeout(f"the provider timed out: {exc}", provider=cand.provider)
+
+    def message(self, exc: BaseException, cand: Candidate) -> str:
+        return redact(str(exc), self._secrets(cand.provider))
+
+    def circuit_outcome(self, call: CallState, exc: BaseException) -> Outcome:
+        if isinstance(exc, _CIRCUIT_FAILURES):
+            return "failure"
+        if isinstance(exc, TransportError):
+            # The call's own budget running out says nothing about the target.
+            return "neutral" if isinstance(exc, DeadlineExceeded) and self.deadline_passed(call) else "failure"
+        if type(exc) is UpstreamStatusError and exc.status is not None and (exc.status >= 500 or exc.status == 408):
+            return "failure"
+        return "neutral"
+
+    def attempt_failed(
+        self,
+        call: CallState,
+        cand: Candidate,
+        policy: Policy,
+        exc: BaseException,
+        start: float,
+        number: int,
+        probe: bool,
+    ) -> None:
+        att = Attempt(
+            provider=cand.provider,
+            model=cand.model,
+            outcome="error",
+            error=self.message(exc, cand),
+            error_type=type(exc).__name__,
+            status=getattr(exc, "status", None),
+            latency=self.clock() - start,
+        )
+        call.attempts.append(att)
+        call.errors.append(exc)
+        self.hooks.attempt(
+            AttemptEvent(requested_model=call.requested_model, attempt=att, number=number, stream=call.stream)
+        )
+        self.breaker.record(cand.key, policy.circuit, self.circuit_outcome(call, exc), probe=probe)
+
+    def attempt_succeeded(
+        self,
+        call: CallState,
+        cand: Candidate,
+        policy: Policy,
+        latency: float,
+        first_byte: float | None,
+        number: int,
+    ) -> None:
+        self.runtime(cand.key).latency.observe(first_byte if first_byte is not None else latency, policy.latency_alpha)
+        att = Attempt(
+            provider=cand.provider, model=cand.model, outcome="success", latency=latency, first_byte=first_byte
+        )
+        call.attempts.append(att)
+        if self.hooks.wants_successes():
+            self.hooks.attempt(
+                AttemptEvent(requested_model=call.requested_model, attempt=att, number=number, stream=call.stream)
+            )
+
+    def _skipped(self, call: CallState, cand: Candidate, why: str, error_type: str = "CircuitOpen") -> None:
+        att = Attempt(provider=cand.provider, model=cand.model, outcome="skipped", error=why, error_type=error_type)
+        call.attempts.append(att)
+        self.hooks.attempt(
+            AttemptEvent(requested_model=call.requested_model, attempt=att, number=0, stream=call.stream)
+        )
