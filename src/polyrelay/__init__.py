@@ -13,6 +13,7 @@ resolved on first access.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from polyrelay.errors import (
@@ -51,7 +52,10 @@ from polyrelay.errors import (
 )
 
 if TYPE_CHECKING:
+    from polyrelay.bridge import MediaChatStream
+    from polyrelay.circuit import CircuitStore
     from polyrelay.config import RouterConfig, load_config
+    from polyrelay.hooks import RouterHooks
     from polyrelay.policy import CircuitPolicy, Policy, RetryPolicy
     from polyrelay.provider import (
         API_VERSION,
@@ -79,6 +83,9 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+# Library convention: no output unless the application configures logging.
+logging.getLogger("polyrelay").addHandler(logging.NullHandler())
+
 _LAZY: dict[str, str] = {
     "Router": "polyrelay.router",
     "ChatStream": "polyrelay.stream",
@@ -98,6 +105,9 @@ _LAZY: dict[str, str] = {
     "ProviderSettings": "polyrelay.provider",
     "ProviderSpec": "polyrelay.provider",
     "ProviderRegistry": "polyrelay.registry",
+    "RouterHooks": "polyrelay.hooks",
+    "CircuitStore": "polyrelay.circuit",
+    "MediaChatStream": "polyrelay.bridge",
     "ChatRequest": "polyrelay.types.chat",
     "Message": "polyrelay.types.chat",
     "ChatCompletion": "polyrelay.types.completion",
@@ -155,6 +165,9 @@ __all__ = [
     "RetryPolicy",
     "Router",
     "RouterConfig",
+    "RouterHooks",
+    "CircuitStore",
+    "MediaChatStream",
     "Secret",
     "ServerError",
     "StreamInterrupted",

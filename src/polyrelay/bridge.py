@@ -73,7 +73,7 @@ from polyrelay.types.completion import (
 )
 from polyrelay.types.media import Artifact, Task, TaskKind, TaskRequest
 
-__all__ = ["MediaChatBridge", "chat_to_task_request", "render_markdown", "status_line"]
+__all__ = ["MediaChatBridge", "MediaChatStream", "chat_to_task_request", "render_markdown", "status_line"]
 
 #: ``ChatRequest.extra`` keys that are TaskRequest fields (everything else becomes a provider param).
 _TASK_FIELDS = ("kind", "size", "aspect_ratio", "duration", "negative_prompt", "seed")
@@ -262,3 +262,50 @@ class MediaChatBridge:
 
 def _completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+class MediaChatStream:
+    """What ``router.chat.completions.create(..., stream=True)`` returns for a media model: like
+    :class:`~polyrelay.stream.ChatStream`, an async iterator of chunks and an async context manager whose exit stops
+    polling (the upstream task itself keeps running; its id was the first content line)."""
+
+    def __init__(self, source: AsyncGenerator[ChatCompletionChunk, None]) -> None:
+        self._source = source
+        self.meta: ResponseMeta | None = None
+        self.usage: Usage | None = None
+        self._text: list[str] = []
+
+    @property
+    def provider(self) -> str | None:
+        return self.meta.provider if self.meta is not None else None
+
+    @property
+    def model(self) -> str | None:
+        return self.meta.model if self.meta is not None else None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def __aiter__(self) -> MediaChatStream:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        chunk = await anext(self._source)
+        if chunk.meta is not None:
+            self.meta = chunk.meta
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for ch in chunk.choices:
+            if ch.delta.content:
+                self._text.append(ch.delta.content)
+        return chunk
+
+    async def aclose(self) -> None:
+        await self._source.aclose()
+
+    async def __aenter__(self) -> MediaChatStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

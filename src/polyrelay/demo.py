@@ -109,8 +109,10 @@ async def run_demo(*, color: bool = False) -> int:
             t0 = time.perf_counter()
             resp = await router.chat.completions.create(model="gpt-4o", messages=msgs)
             assert resp.meta is not None
-            out.ok(f"{resp.choices[0].message.content!r}  answered by {resp.meta.provider}/{resp.meta.model} "
-                   f"in {_ms(t0)}; usage {resp.usage.total_tokens if resp.usage else '?'} tokens")
+            out.ok(
+                f"{resp.choices[0].message.content!r}  answered by {resp.meta.provider}/{resp.meta.model} "
+                f"in {_ms(t0)}; usage {resp.usage.total_tokens if resp.usage else '?'} tokens"
+            )
 
             out.title("2. A streamed chat")
             stream = await router.chat.completions.create(
@@ -124,8 +126,10 @@ async def run_demo(*, color: bool = False) -> int:
                             pieces.append(ch.delta.content)
             out.line(" | ".join(pieces))
             usage = stream.usage
-            out.ok(f"{len(pieces)} content chunks from {stream.provider}; usage on the final chunk: "
-                   f"{usage.total_tokens if usage else '?'} tokens")
+            out.ok(
+                f"{len(pieces)} content chunks from {stream.provider}; usage on the final chunk: "
+                f"{usage.total_tokens if usage else '?'} tokens"
+            )
 
             out.title("3. Failover: the primary answers 503 Service Unavailable")
             primary.add_fault(Fault.status_code(503), times=None)
@@ -134,9 +138,11 @@ async def run_demo(*, color: bool = False) -> int:
             assert resp.meta is not None
             out.ok(f"{resp.choices[0].message.content!r} from {resp.meta.provider} in {_ms(t0)}")
             for a in resp.meta.attempts:
-                out.line(f"attempt {a.provider}/{a.model}: {a.outcome}"
-                         + (f" ({a.error_type}, status {a.status})" if a.error_type else "")
-                         + f" {a.latency * 1000:.0f} ms")
+                out.line(
+                    f"attempt {a.provider}/{a.model}: {a.outcome}"
+                    + (f" ({a.error_type}, status {a.status})" if a.error_type else "")
+                    + f" {a.latency * 1000:.0f} ms"
+                )
 
             out.title("4. Circuit breaking: the primary stays down, then recovers")
             narrator.quiet = True
@@ -146,15 +152,18 @@ async def run_demo(*, color: bool = False) -> int:
             for _ in range(5):
                 resp = await router.chat.completions.create(model="gpt-4o", messages=msgs)
             assert resp.meta is not None
-            out.ok(f"5 calls while open: served by {resp.meta.provider}, primary received "
-                   f"{len(primary.requests) - hits} requests (skipped, not probed each time)")
+            out.ok(
+                f"5 calls while open: served by {resp.meta.provider}, primary received "
+                f"{len(primary.requests) - hits} requests (skipped, not probed each time)"
+            )
             primary.clear_faults()
             out.line("primary recovers; waiting for the 1 s cooldown ...")
             await _sleep(1.1)
             resp = await router.chat.completions.create(model="gpt-4o", messages=msgs)
             assert resp.meta is not None
-            out.ok(f"probe succeeded: answered by {resp.meta.provider}; circuit "
-                   f"{router.circuit('primary/gpt-4o').state}")
+            out.ok(
+                f"probe succeeded: answered by {resp.meta.provider}; circuit {router.circuit('primary/gpt-4o').state}"
+            )
             narrator.quiet = False
 
     for section in _MEDIA_SECTIONS:
@@ -169,4 +178,83 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-_MEDIA_SECTIONS: list[Callable[[_Out], Awaitable[None]]] = []
+async def _media_demo(out: _Out) -> None:
+    import asyncio
+
+    from polyrelay.router import Router
+    from polyrelay.testing import (
+        Fault,
+        FluxUpstream,
+        ReplicateOutcome,
+        ReplicateUpstream,
+        RunwayUpstream,
+        SunoNewApiUpstream,
+    )
+
+    async def quick_sleep(seconds: float) -> None:
+        # The simulated upstreams advance one step per poll; the demo shortens the providers' real poll cadence
+        # (BFL 0.5 s, Replicate 1 s, Runway 5 s, Suno 5 s) so the tour takes seconds.
+        await asyncio.sleep(min(seconds, 0.12))
+
+    async with (
+        FluxUpstream(api_key=_KEY) as flux,
+        ReplicateUpstream(api_key=_KEY) as replicate,
+        RunwayUpstream(api_key=_KEY) as runway,
+        SunoNewApiUpstream(api_key=_KEY) as suno,
+    ):
+        replicate.push_outcome(ReplicateOutcome(starting_polls=1, processing_polls=6))
+        config: dict[str, Any] = {
+            "providers": {
+                "bfl": {"type": "flux", "base_url": flux.base_url, "api_key": _KEY},
+                "replicate": {"type": "replicate", "base_url": replicate.base_url, "api_key": _KEY, "wait": 1},
+                "runway": {"type": "runway", "base_url": runway.base_url, "api_key": _KEY},
+                "suno": {"type": "suno", "base_url": suno.base_url, "api_key": _KEY},
+            },
+            "models": {
+                "flux-pro": {"targets": ["bfl/flux-pro-1.1", "replicate/black-forest-labs/flux-1.1-pro"]},
+                "video": {"targets": ["runway/gen4_turbo"]},
+                "song": {"targets": ["suno/chirp-v4"]},
+            },
+            "policy": {"retry": {"max_attempts": 2, "backoff_initial": 0.05, "backoff_max": 0.1}},
+        }
+        async with Router.from_config(config, sleep=quick_sleep) as router:
+            out.title("5. An image through failover: Flux answers 503, Replicate makes it")
+            flux.add_fault(Fault.status_code(503), times=None)
+            task = await router.tasks.create(model="flux-pro", prompt="a lighthouse at dusk, oil painting")
+            flux_posts = sum(1 for r in flux.requests if r.method == "POST")
+            out.warn(f"bfl/flux-pro-1.1: {flux_posts} submissions answered 503 (retried once, then failed over)")
+            out.line(f"submitted to {task.provider}/{task.model}: {task.id[:40]}...")
+            done = await router.tasks.wait(
+                task.id, timeout=60, on_progress=lambda t: out.bar("image", t.progress, t.status)
+            )
+            out.end_bar()
+            out.ok(f"{done.status}: {done.outputs[0].url if done.outputs else '(no output)'}")
+
+            out.title("6. A video task (Runway image_to_video) with progress")
+            task = await router.tasks.create(
+                model="video",
+                prompt="the lighthouse beam sweeps the sea",
+                images=("https://example.com/lh.jpg",),
+                aspect_ratio="16:9",
+            )
+            done = await router.tasks.wait(
+                task.id, timeout=60, on_progress=lambda t: out.bar("video", t.progress, t.status)
+            )
+            out.end_bar()
+            out.ok(f"{done.status}: [video]({done.outputs[0].url if done.outputs else '?'})")
+
+            out.title("7. A song (Suno through a new-api relay), via the chat bridge")
+            stream = await router.chat.completions.create(
+                model="song", messages=[{"role": "user", "content": "a synthwave song about rain"}], stream=True
+            )
+            async with stream:
+                async for chunk in stream:
+                    for ch in chunk.choices:
+                        text = (ch.delta.content or "").strip()
+                        if text:
+                            for line in text.splitlines():
+                                if line.strip():
+                                    out.line(line if len(line) < 100 else line[:97] + "...")
+
+
+_MEDIA_SECTIONS: list[Callable[[_Out], Awaitable[None]]] = [_media_demo]

@@ -73,6 +73,10 @@ class Policy:
     queue_timeout: float = 30.0
     stream_recovery: StreamRecovery = "error"
     """After content was yielded and the stream broke: raise StreamInterrupted, or ``continue`` on the next target."""
+    resubmit_failed_tasks: bool = False
+    """Media tasks: when a task fails upstream, resubmit it to the model's next target (global setting)."""
+    task_timeout: float = 600.0
+    """Media tasks: how long ``images.generate`` and the chat bridge wait for a task to finish."""
     latency_alpha: float = 0.2
     """Smoothing of the moving average of time to first byte (lowest_latency strategy)."""
 

@@ -37,21 +37,28 @@ import random
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import attrs
 
 from polyrelay._failover import CallState, Candidate, Engine, ResolvedRoute
 from polyrelay.circuit import CircuitBreaker, CircuitChange, CircuitSnapshot, CircuitStore, InMemoryCircuitStore
 from polyrelay.errors import ConfigError, InvalidRequest, Secret
 from polyrelay.hooks import CircuitEvent, HookSet, RouterHooks
 from polyrelay.policy import Policy, did_you_mean
-from polyrelay.provider import ChatProvider, ProviderSettings
+from polyrelay.provider import CallContext, ChatProvider, ProviderSettings
 from polyrelay.registry import ProviderRegistry
-from polyrelay.routes import ModelRoute, Target
+from polyrelay.routes import ModelRoute, ResolvedTarget, Target
 from polyrelay.stream import ChatStream
 from polyrelay.transport import PoolLimits, Transport
 from polyrelay.types._converters import parse_request, to_json
 from polyrelay.types.chat import ChatRequest, Message
 from polyrelay.types.completion import ChatCompletion
+
+if TYPE_CHECKING:
+    from polyrelay.bridge import MediaChatBridge, MediaChatStream
+    from polyrelay.images import ImagesService
+    from polyrelay.tasks import TaskService
 
 __all__ = ["ChatCompletions", "ChatNamespace", "Router"]
 
@@ -133,6 +140,10 @@ class Router:
             sleep=sleep if sleep is not None else asyncio.sleep,
             rng=rng if rng is not None else random.Random(),
         )
+        self._sleep = sleep
+        self._rng = rng
+        self._media: _Media | None = None
+        self._media_models: dict[str, bool] = {}
         self.chat = ChatNamespace(self)
         """``router.chat.completions.create(...)``, like the openai SDK."""
 
@@ -393,6 +404,72 @@ class Router:
         self._streams.add(s)
         return s
 
+    # -- media: tasks, images and the chat bridge -----------------------------------------------------------------
+    def resolve_targets(self, model: str) -> list[ResolvedTarget]:
+        """Every target ``model`` can use, in failover order (its targets, then its fallbacks' targets), each with
+        its merged policy. :class:`~polyrelay.errors.InvalidRequest` naming ``model`` when it is unknown."""
+        if self._resolve(model) is None:
+            raise InvalidRequest(f"unknown model {model!r}{did_you_mean(model, self.model_names())}", path="model")
+        return [
+            ResolvedTarget(provider=c.provider, model=c.model, policy=c.policy, route=r.name)
+            for r in self._chain(model)
+            for c in r.candidates
+        ]
+
+    def _media_ctx(self, target: ResolvedTarget) -> CallContext:
+        return CallContext(model=target.model, timeouts=target.policy.timeouts, requested_model=target.route)
+
+    def _media_services(self) -> _Media:
+        m = self._media
+        if m is None:
+            from polyrelay.bridge import MediaChatBridge
+            from polyrelay.images import ImagesService
+            from polyrelay.tasks import TaskService
+
+            tasks = TaskService(
+                resolve=self.resolve_targets,
+                get_provider=self.provider,
+                make_ctx=self._media_ctx,
+                sleep=self._sleep,
+                rng=self._rng,
+                resubmit_on_failure=self.policy.resubmit_failed_tasks,
+                default_timeout=self.policy.task_timeout,
+            )
+            images = ImagesService(
+                tasks,
+                self.resolve_targets,
+                self.provider,
+                self._media_ctx,
+                sleep=self._sleep,
+                rng=self._rng,
+                transport=self.transport,
+                wait_timeout=self.policy.task_timeout,
+            )
+            bridge = MediaChatBridge(tasks, wait_timeout=self.policy.task_timeout)
+            m = self._media = _Media(tasks=tasks, images=images, bridge=bridge)
+        return m
+
+    @property
+    def tasks(self) -> TaskService:
+        """``router.tasks``: create / get / wait / watch / cancel / action on generation tasks."""
+        return self._media_services().tasks
+
+    @property
+    def images(self) -> ImagesService:
+        """``router.images``: ``generate`` / ``edit`` / ``create_variation`` in the OpenAI images shape."""
+        return self._media_services().images
+
+    def is_media_model(self, model: str) -> bool:
+        """True when ``model`` is served through generation tasks (the chat bridge answers it)."""
+        known = self._media_models.get(model)
+        if known is None:
+            if self._resolve(model) is None:
+                return False
+            if len(self._media_models) >= _MAX_CACHED_NAMES:
+                self._media_models.clear()
+            known = self._media_models[model] = self._media_services().bridge.handles(model)
+        return known
+
     # -- lifecycle -----------------------------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Close open streams, providers that hold resources, and the shared HTTP session. Idempotent."""
@@ -415,6 +492,13 @@ class Router:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+@attrs.frozen
+class _Media:
+    tasks: TaskService
+    images: ImagesService
+    bridge: MediaChatBridge
 
 
 def _request_body(model: Any, messages: Any, stream: bool, params: dict[str, Any]) -> dict[str, Any]:
@@ -461,7 +545,7 @@ class ChatCompletions:
         stream: Literal[True],
         policy: Mapping[str, Any] | None = None,
         **params: Any,
-    ) -> ChatStream: ...
+    ) -> ChatStream | MediaChatStream: ...
 
     @overload
     async def create(
@@ -472,7 +556,7 @@ class ChatCompletions:
         stream: bool,
         policy: Mapping[str, Any] | None = None,
         **params: Any,
-    ) -> ChatCompletion | ChatStream: ...
+    ) -> ChatCompletion | ChatStream | MediaChatStream: ...
 
     async def create(
         self,
@@ -482,7 +566,7 @@ class ChatCompletions:
         stream: bool = False,
         policy: Mapping[str, Any] | None = None,
         **params: Any,
-    ) -> ChatCompletion | ChatStream:
+    ) -> ChatCompletion | ChatStream | MediaChatStream:
         """Create a chat completion, like ``openai.AsyncOpenAI().chat.completions.create``.
 
         Every OpenAI request parameter is accepted by keyword (unknown ones are forwarded to OpenAI-compatible
@@ -500,6 +584,15 @@ class ChatCompletions:
         extra_headers = params.pop("extra_headers", None)
         request = parse_request(_request_body(model, messages, stream, params))
         router = self._router
+        if router.is_media_model(request.model):
+            # Image, video, music and workflow models answer through generation tasks (polyrelay.bridge documents the
+            # format); retries and failover happen at task submission.
+            from polyrelay.bridge import MediaChatStream
+
+            bridge = router._media_services().bridge
+            if stream:
+                return MediaChatStream(bridge.stream(request))
+            return await bridge.complete(request)
         if stream:
             return router.stream(request, policy=policy, timeout=timeout, extra_headers=extra_headers)
         return await router.complete(request, policy=policy, timeout=timeout, extra_headers=extra_headers)

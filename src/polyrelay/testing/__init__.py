@@ -53,6 +53,10 @@ _LAZY: dict[str, str] = {
     # in-process fake
     "FakeProvider": "polyrelay.testing._fake",
     "fake_spec": "polyrelay.testing._fake",
+    "Reply": "polyrelay.testing._fake",
+    "FakeCall": "polyrelay.testing._fake",
+    "Step": "polyrelay.testing._fake",
+    "hang": "polyrelay.testing._fake",
 }
 
 __all__ = sorted(_LAZY)
