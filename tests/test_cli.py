@@ -77,3 +77,28 @@ def test_providers_lists_builtins_without_importing() -> None:
     assert r.returncode == 0, r.stderr
     names = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
     assert {"openai", "gemini", "anthropic", "flux", "runway", "kling", "suno", "dify", "coze"} <= names
+
+
+async def test_chat_command_against_a_simulated_upstream(tmp_path: Path) -> None:
+    import asyncio
+
+    from polyrelay.testing import OpenAIUpstream, ScriptedReply
+
+    async with OpenAIUpstream(api_key=KEY, reply=ScriptedReply(content="pong from the relay")) as up:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(
+            f'[providers.relay]\ntype = "openai"\nbase_url = "{up.base_url}"\napi_key = "${{RELAY_KEY}}"\n'
+            '[models."fast"]\ntargets = ["relay/gpt-4o-mini"]\n'
+        )
+        for extra in ([], ["--stream"]):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "polyrelay.cli", "chat", "-m", "fast", "--config", str(cfg), *extra, "ping",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, "RELAY_KEY": KEY},
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+            assert proc.returncode == 0, err.decode()
+            assert out.decode().strip() == "pong from the relay"
+            assert "[relay/gpt-4o-mini]" in err.decode()
+            assert KEY not in out.decode() + err.decode()
+        assert up.requests[-1].json["stream"] is True
