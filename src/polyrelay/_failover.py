@@ -16,7 +16,9 @@ error                                    same target                            
 =======================================  =====================================  ==================================
 RateLimited / Overloaded (retry_after)   retry after ``retry_after`` if it is   next target
                                          <= ``max_retry_after``, else no retry
-RateLimited / Overloaded / ServerError,  retry with backoff                     next target
+RateLimited (no retry_after)             retry with backoff, at least           next target
+                                         ``rate_limit_min_wait`` doubling
+Overloaded / ServerError,                retry with backoff                     next target
 InvalidUpstreamResponse, a stream that
 broke before its first content
 408, 409, 425 (classified retryable)     retry with backoff                     next target
@@ -226,10 +228,13 @@ class _FullJitter(wait_random_exponential):
 
 
 class _WaitRetryAfter(wait_base):
-    """Exactly the delay the upstream asked for (``Retry-After``/``retry-after-ms``), else ``fallback``."""
+    """Exactly the delay the upstream asked for (``Retry-After``/``retry-after-ms``), else ``fallback``; a rate
+    limit that named no delay waits at least ``rate_limit_min_wait * multiplier**(retry - 1)`` (no hammering)."""
 
-    def __init__(self, fallback: wait_base) -> None:
+    def __init__(self, fallback: wait_base, *, rate_limit_min_wait: float = 0.0, multiplier: float = 2.0) -> None:
         self.fallback = fallback
+        self.rate_limit_min_wait = rate_limit_min_wait
+        self.multiplier = multiplier
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
@@ -237,7 +242,11 @@ class _WaitRetryAfter(wait_base):
         ra = getattr(exc, "retry_after", None)
         if isinstance(ra, int | float):
             return float(ra)
-        return self.fallback(retry_state)
+        wait = self.fallback(retry_state)
+        if isinstance(exc, RateLimited) and self.rate_limit_min_wait > 0:
+            floor = self.rate_limit_min_wait * self.multiplier ** max(0, retry_state.attempt_number - 1)
+            wait = max(wait, floor)
+        return wait
 
 
 class _StopAtDeadline(stop_base):
@@ -534,7 +543,9 @@ class Engine:
             w = self._waits[rp] = _WaitRetryAfter(
                 _FullJitter(
                     multiplier=rp.backoff_initial, max=rp.backoff_max, exp_base=rp.backoff_multiplier, rng=self._rng
-                )
+                ),
+                rate_limit_min_wait=rp.rate_limit_min_wait,
+                multiplier=rp.backoff_multiplier,
             )
         return w
 

@@ -35,6 +35,9 @@ class RetryPolicy:
     backoff_multiplier: float = 2.0
     max_retry_after: float = 20.0
     """Honour ``Retry-After`` up to this many seconds; a longer demand fails over instead of sleeping."""
+    rate_limit_min_wait: float = 0.5
+    """A 429 without ``Retry-After`` waits at least this long before the retry, doubling per retry (0.5 s, 1 s,
+    ...), so a rate-limited target gets at most two requests in its first second."""
     retry_on_timeout: bool = False
     """Retry the same target after a timeout with no response (default: fail over at once)."""
 

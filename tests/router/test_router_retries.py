@@ -66,6 +66,23 @@ async def test_backoff_is_exponential_with_full_jitter_and_a_cap(make: Build, sl
     assert len(set(sleeps.values)) == 5  # jittered, not a fixed ladder
 
 
+async def test_a_rate_limit_without_a_delay_backs_off_at_least_the_floor(make: Build, sleeps: SleepRecorder) -> None:
+    policy = {"retry": {"max_attempts": 4, "backoff_initial": 0.01, "backoff_max": 8.0}, "circuit": {"enabled": False}}
+    r = make([route("m", t("a", "x"))], policy=policy)
+    fake(r, "a").default = RateLimited("slow down", status=429)
+    with pytest.raises(RateLimited):
+        await r.chat.completions.create(model="m", messages=USER)
+    assert len(sleeps.values) == 3
+    assert [s >= floor for s, floor in zip(sleeps.values, (0.5, 1.0, 2.0), strict=True)] == [True] * 3
+    # Other retryable errors keep the plain jittered backoff, and the floor can be switched off.
+    sleeps.values.clear()
+    r2 = make([route("m", t("a", "x"))], policy={**policy, "retry": {**policy["retry"], "rate_limit_min_wait": 0}})
+    fake(r2, "a").default = RateLimited("slow down", status=429)
+    with pytest.raises(RateLimited):
+        await r2.chat.completions.create(model="m", messages=USER)
+    assert len(sleeps.values) == 3 and all(s <= 0.04 for s in sleeps.values)
+
+
 async def test_bad_request_is_neither_retried_nor_failed_over(make: Build) -> None:
     r = make([route("m", t("a", "x"), t("b", "y"))])
     fake(r, "a").push(BadRequest("messages[0].content is too weird", status=400, retryable=True))
