@@ -43,7 +43,7 @@ import random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar, cast, get_args
 
@@ -74,6 +74,7 @@ __all__ = [
     "ProgressCallback",
     "TaskRef",
     "TaskService",
+    "TaskWaiter",
     "build_task_request",
     "check_task_request",
     "decode_task_id",
@@ -488,7 +489,20 @@ class TaskService:
         ref, target, provider = self._lookup(task_id)
         return await self._poll_once(task_id, ref, target, provider, retry=True)
 
-    async def wait(
+    def wait(
+        self,
+        task_id: str,
+        *,
+        timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
+        resubmit: bool | None = None,
+    ) -> TaskWaiter:
+        """Poll until the task is done: ``await`` it for the final task (see :meth:`wait_done`), or iterate it
+        (``async for task in router.tasks.wait(id)``) for every changed snapshot, ending with the terminal one
+        (as :meth:`watch`)."""
+        return TaskWaiter(self, task_id, timeout=timeout, on_progress=on_progress, resubmit=resubmit)
+
+    async def wait_done(
         self,
         task_id: str,
         *,
@@ -794,3 +808,29 @@ def task_failed_error(task: Task, note: str = "") -> TaskFailed:
     return TaskFailed(
         f"task {task.id} failed on {task.provider}: {message}{note}", task_id=task.id, provider=task.provider, code=code
     )
+
+
+class TaskWaiter:
+    """What :meth:`TaskService.wait` returns: awaitable (the finished task; ``TaskFailed`` / ``TaskTimeout``) and
+    async-iterable (each changed snapshot, the terminal one last; ``on_progress`` is called for each as well)."""
+
+    __slots__ = ("_kw", "_service", "_task_id")
+
+    def __init__(self, service: TaskService, task_id: str, **kw: Any) -> None:
+        self._service = service
+        self._task_id = task_id
+        self._kw = kw
+
+    def __await__(self) -> Generator[Any, None, Task]:
+        return self._service.wait_done(self._task_id, **self._kw).__await__()
+
+    async def __aiter__(self) -> AsyncGenerator[Task, None]:
+        on_progress = self._kw.get("on_progress")
+        watch = self._service.watch(self._task_id, timeout=self._kw.get("timeout"), resubmit=self._kw.get("resubmit"))
+        async with aclosing(watch) as snapshots:
+            async for task in snapshots:
+                if on_progress is not None:
+                    result = on_progress(task)
+                    if inspect.isawaitable(result):
+                        await result
+                yield task

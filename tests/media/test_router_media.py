@@ -120,3 +120,17 @@ async def test_media_bad_input_and_unknown_ids(servers: tuple[FluxUpstream, Repl
             await router.tasks.create(model="flux-pr", prompt="x")
         assert e3.value.path == "model" and "did you mean 'flux-pro'" in str(e3.value)
     assert not flux.requests and not rep.requests  # nothing reached the network
+
+
+async def test_wait_is_also_an_async_iterator(servers: tuple[FluxUpstream, ReplicateUpstream, OpenAIUpstream]) -> None:
+    flux, rep, chat = servers
+    sleeps = Sleeps()
+    async with Router.from_config(_config(flux, rep, chat), sleep=sleeps) as router:
+        task = await router.tasks.create(model="flux-pro", prompt="a red fox")
+        seen: list[str] = []
+        snapshots = [
+            t async for t in router.tasks.wait(task.id, timeout=60, on_progress=lambda t: seen.append(t.status))
+        ]
+    assert snapshots[-1].status == "succeeded" and snapshots[-1].outputs
+    assert [t.status for t in snapshots] == seen
+    assert all(t.id == task.id for t in snapshots)
