@@ -200,6 +200,11 @@ def _class_for(info: ErrorInfo) -> type[UpstreamStatusError] | None:
     return None
 
 
+def _redacted_code(code: str | None, secrets: tuple[Secret | str, ...]) -> str | None:
+    # The code is upstream text too: a relay may put the key it rejected there.
+    return redact(code, secrets) if code and secrets else code
+
+
 def _redacted_body(body: Any, secrets: tuple[Secret | str, ...]) -> Any:
     if body is None or not secrets:
         return body
@@ -228,7 +233,7 @@ def error_from_body(
         status,
         message,
         provider=provider,
-        code=info.code,
+        code=_redacted_code(info.code, secrets_t),
         cls=_class_for(info),
         headers=headers,
         request_id=request_id,
@@ -256,7 +261,7 @@ def inband_error(
         status,
         info.message or "the upstream reported an error in its response",
         provider=provider,
-        code=info.code,
+        code=_redacted_code(info.code, secrets_t),
         cls=_class_for(info),
         headers=headers,
         request_id=request_id,

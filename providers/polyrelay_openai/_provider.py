@@ -14,6 +14,7 @@ transport never follows redirects.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +24,8 @@ import attrs
 from polyrelay.errors import ConfigError, InvalidUpstreamResponse
 from polyrelay.policy import did_you_mean
 from polyrelay.provider import CallContext, ModelCapabilities, ProviderSettings
+from polyrelay.serde import json_kind
+from polyrelay.sse import SSEDecoder
 from polyrelay.transport import HttpResponse, Transport, same_origin
 from polyrelay.types.chat import ChatRequest
 from polyrelay.types.completion import CallWarning, ChatCompletion, ChatCompletionChunk, ResponseMeta
@@ -39,6 +42,12 @@ OPTION_KEYS: frozenset[str] = frozenset({"preset", "quirks", "auth", "auth_heade
 
 # Response headers worth handing to the caller on ResponseMeta (rate-limit state, request ids, timings).
 _META_HEADER_PREFIXES = ("x-ratelimit-", "openai-", "x-request-id", "x-generation-id", "retry-after")
+
+
+@functools.lru_cache(maxsize=512)
+def _lower_name(name: str) -> str:
+    # Response header names repeat on every response: lower-case each distinct one once.
+    return name.lower()
 
 
 def _int_or_one(value: Any) -> int:
@@ -95,6 +104,9 @@ class OpenAICompatProvider:
         self.name = settings.name
         self._transport = transport
         self._secrets = settings.secrets()
+        # Only a {model} placeholder can make a request URL leave the base URL's origin.
+        self._templated = "{model}" in base_url
+        self._query = dict(row.query) or None
 
     def __repr__(self) -> str:
         return f"OpenAICompatProvider(name={self.name!r}, preset={self.row.name!r}, base_url={self.base_url!r})"
@@ -120,7 +132,7 @@ class OpenAICompatProvider:
             resp.close()
         if not isinstance(data, dict):
             raise InvalidUpstreamResponse(
-                f"expected a JSON object, got {type(data).__name__}", provider=self.name, status=resp.status
+                f"expected a JSON object, got {json_kind(data)}", provider=self.name, status=resp.status
             )
         completion = normalize_completion(
             data,
@@ -132,7 +144,9 @@ class OpenAICompatProvider:
             model=ctx.model,
             secrets=self._secrets,
         )
-        return attrs.evolve(completion, meta=self._meta(ctx, wire.warnings, resp))
+        # The completion was just built here and nobody else holds it: set its meta in place rather than copy it.
+        object.__setattr__(completion, "meta", self._meta(ctx, wire.warnings, resp))
+        return completion
 
     async def stream_chat(self, request: ChatRequest, ctx: CallContext) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Stream a completion as OpenAI chunks (see :mod:`polyrelay_openai._stream` for the guarantees)."""
@@ -155,23 +169,37 @@ class OpenAICompatProvider:
                 secrets=self._secrets,
             )
             meta: ResponseMeta | None = self._meta(ctx, wire.warnings, resp)
-            events = resp.iter_sse()
+
+            def emit(chunks: list[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
+                nonlocal meta
+                if meta is not None and chunks:  # the first chunk carries the provider's meta
+                    chunks[0], meta = attrs.evolve(chunks[0], meta=meta), None
+                return chunks
+
+            # The SSE decoder runs here over the raw pieces (not through resp.iter_sse()): one async generator
+            # fewer between the socket and the caller, on the path every chunk takes.
+            decoder = SSEDecoder()
+            pieces = resp.iter_bytes()
             try:
-                async for event in events:
-                    for chunk in state.feed(event):
-                        if meta is not None:
-                            chunk, meta = attrs.evolve(chunk, meta=meta), None
-                        yield chunk
-                    if state.done or state.complete:
+                ended = False
+                async for piece in pieces:
+                    for event in decoder.feed(piece):
+                        for chunk in emit(state.feed(event)):
+                            yield chunk
+                        if state.done or state.complete:
+                            ended = True
+                            break
+                    if ended:
                         break
+                else:
+                    # End of body: a last event without its blank line still counts (see SSEDecoder.close).
+                    for event in decoder.close():
+                        for chunk in emit(state.feed(event)):
+                            yield chunk
             finally:
-                # iter_sse is an async generator: close it so the transport releases or drops the connection now.
-                close = getattr(events, "aclose", None)
-                if close is not None:
-                    await close()
-            for chunk in state.end():
-                if meta is not None:
-                    chunk, meta = attrs.evolve(chunk, meta=meta), None
+                # Close the byte iterator now, so the transport releases or drops the connection at once.
+                await pieces.aclose()
+            for chunk in emit(state.end()):
                 yield chunk
         finally:
             resp.close()
@@ -199,7 +227,7 @@ class OpenAICompatProvider:
 
     async def _send(self, wire: WireRequest, ctx: CallContext) -> HttpResponse:
         url = self.url_for(ctx.model)
-        if not same_origin(url, self.base_url):
+        if self._templated and not same_origin(url, self.base_url):
             # Only possible with a {model} placeholder in the host: never send the key elsewhere.
             raise ConfigError(
                 "the model id would change the base URL's origin", key=_key(self.settings.config_path, "base_url")
@@ -211,7 +239,7 @@ class OpenAICompatProvider:
             timeouts=ctx.timeouts,
             headers=self._headers(ctx),
             json_body=wire.body,
-            params=dict(self.row.query) or None,
+            params=self._query,
             deadline=ctx.deadline,
             secrets=self._secrets,
         )
@@ -239,7 +267,8 @@ class OpenAICompatProvider:
         )
 
     def _meta(self, ctx: CallContext, warnings: tuple[CallWarning, ...], resp: HttpResponse) -> ResponseMeta:
-        headers = {k: v for k, v in resp.headers.items() if k.lower().startswith(_META_HEADER_PREFIXES)}
+        lower = _lower_name
+        headers = {k: v for k, v in resp.headers.items() if lower(k).startswith(_META_HEADER_PREFIXES)}
         return ResponseMeta(
             provider=self.name,
             model=ctx.model,

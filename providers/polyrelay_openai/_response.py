@@ -24,6 +24,7 @@ from typing import Any, TypeGuard
 
 from polyrelay.classify import error_for_status
 from polyrelay.errors import InvalidUpstreamResponse, Secret, UpstreamStatusError
+from polyrelay.serde import json_kind
 from polyrelay.types._converters import parse_completion
 from polyrelay.types.completion import ChatCompletion
 from polyrelay_openai._errors import inband_error, is_inband_error
@@ -70,7 +71,7 @@ def _split_parts(parts: list[Any]) -> tuple[str | None, str | None]:
     thinking: list[str] | None = None
     for part in parts:
         if not isinstance(part, Mapping):
-            raise InvalidUpstreamResponse(f"a content part must be an object, got {type(part).__name__}")
+            raise InvalidUpstreamResponse(f"a content part must be an object, got {json_kind(part)}")
         kind = part.get("type")
         if kind == "text":
             text = (text or []) + [str(part.get("text") or "")]

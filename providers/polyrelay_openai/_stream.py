@@ -30,6 +30,7 @@ from typing import Any
 import attrs
 
 from polyrelay.errors import InvalidUpstreamResponse, Secret, StreamInterrupted, UpstreamError
+from polyrelay.serde import json_kind
 from polyrelay.sse import ServerSentEvent
 from polyrelay.types._converters import parse_chunk
 from polyrelay.types.completion import ChatCompletionChunk
@@ -117,13 +118,14 @@ class StreamAssembler:
         """``[DONE]`` was received."""
         self.usage: dict[str, Any] | None = None
         self._choices: dict[int, _ChoiceState] = {}
+        self._finished_choices = 0  # kept as a count: `complete` is asked after every event
         self._envelope: dict[str, Any] = {}
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
         """Every expected choice has its finish reason."""
-        return sum(1 for c in self._choices.values() if c.finished) >= self.expected_choices
+        return self._finished_choices >= self.expected_choices
 
     @property
     def complete(self) -> bool:
@@ -143,18 +145,22 @@ class StreamAssembler:
     # -- input -------------------------------------------------------------------------------------------------
     def feed(self, event: ServerSentEvent) -> list[ChatCompletionChunk]:
         """The chunks one event produces (often one, none for keep-alives and absorbed usage chunks)."""
-        if event.data.strip() == _DONE:
+        text = event.data
+        if text[:1] != "{" and text.strip() == _DONE:  # a chunk's JSON starts with "{": no stripped copy of it
             self.done = True
             return []
         try:
             data = event.json()
         except InvalidUpstreamResponse as exc:
             raise InvalidUpstreamResponse(exc.message, provider=self.provider, body=exc.body) from exc
+        if data.__class__ is dict:
+            # Inlined is_inband_error: this runs for every chunk.
+            if data.get("error") or data.get("object") == "error" or event.event == "error":
+                raise self._error(data)
+            return self._chunk(data)
         if is_inband_error(data) or event.event == "error":
             raise self._error(data)
-        if not isinstance(data, dict):
-            raise _invalid(f"expected a JSON object, got {type(data).__name__}", self.provider)
-        return self._chunk(data)
+        raise _invalid(f"expected a JSON object, got {json_kind(data)}", self.provider)
 
     def end(self) -> list[ChatCompletionChunk]:
         """The stream is over (``[DONE]``, EOF, or :attr:`complete`): the final usage chunk, if one is due.
@@ -200,9 +206,10 @@ class StreamAssembler:
         return parse_chunk(data, provider=self.provider)
 
     def _chunk(self, data: dict[str, Any]) -> list[ChatCompletionChunk]:
-        for key in ("id", "created", "model"):
-            if key in data and key not in self._envelope:
-                self._envelope[key] = data[key]
+        if len(self._envelope) < 3:  # until the three are known
+            for key in ("id", "created", "model"):
+                if key in data and key not in self._envelope:
+                    self._envelope[key] = data[key]
         out = dict(data)
         usage = out.pop("usage", None)
         if usage is not None and not isinstance(usage, Mapping):
@@ -214,11 +221,11 @@ class StreamAssembler:
             raise _invalid("choices must be a list", self.provider)
         new_choices: list[dict[str, Any]] = []
         for raw in choices:
-            if not isinstance(raw, Mapping):
+            if raw.__class__ is not dict and not isinstance(raw, Mapping):  # the class test first: cheap
                 raise _invalid("a choice must be an object", self.provider)
             choice = dict(raw)
             moved = choice.pop("usage", None)  # Moonshot: usage inside the choice
-            if isinstance(moved, Mapping):
+            if moved is not None and isinstance(moved, Mapping):
                 usage = moved
             new_choices.append(self._choice(choice, data))
         out["choices"] = new_choices
@@ -237,6 +244,18 @@ class StreamAssembler:
         state = self._choices.get(index)
         if state is None:
             state = self._choices[index] = _ChoiceState()
+        delta_raw = choice.get("delta")
+        if (
+            state.role_sent
+            and isinstance(delta_raw, dict)
+            and len(delta_raw) == 1
+            and choice.get("finish_reason") is None
+        ):
+            # The bulk of a stream: a bare text delta after the role chunk. Nothing in it needs normalising.
+            content = delta_raw.get("content")
+            if content.__class__ is str:
+                state.text.append(content)
+                return choice
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason in ERROR_FINISH_REASONS:
             raise finish_error(
@@ -249,10 +268,9 @@ class StreamAssembler:
                 secrets=self.secrets,
             )
         map_finish_reason(choice)
-        delta_raw = choice.get("delta")
         if delta_raw is None:
             delta_raw = {}
-        if not isinstance(delta_raw, Mapping):
+        if delta_raw.__class__ is not dict and not isinstance(delta_raw, Mapping):
             raise _invalid("choices[].delta must be an object", self.provider)
         delta = normalize_message(delta_raw, self.row)
         if state.role_sent:
@@ -271,8 +289,9 @@ class StreamAssembler:
         if isinstance(reasoning, str):
             state.reasoning.append(reasoning)
         choice["delta"] = delta
-        if choice.get("finish_reason"):
+        if choice.get("finish_reason") and not state.finished:
             state.finished = True
+            self._finished_choices += 1
         return choice
 
     def _tool_deltas(self, state: _ChoiceState, raw_calls: Any) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ half-read).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import time
@@ -146,21 +147,26 @@ class HttpResponse:
         return idle
 
     def _timeout_error(self, what: str) -> UpstreamTimeout:
-        deadline_hit = (
-            self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline - 1e-3
-        )
+        deadline_hit = self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline - 1e-3
         cls: type[UpstreamTimeout] = DeadlineExceeded if deadline_hit else IdleTimeout
         return cls(f"no data from the upstream for too long while {what}", provider=self._provider)
 
     async def read(self) -> bytes:
         """The whole body (idle timeout applies between reads)."""
         parts: list[bytes] = []
+        content = self._raw.content
         try:
             while True:
-                async with asyncio.timeout(self._read_timeout()):
-                    chunk = await self._raw.content.readany()
+                # What has already arrived is taken without arming a timer: a small body usually comes with its
+                # headers, so the common response is read without any timeout bookkeeping.
+                chunk = content.read_nowait()
                 if not chunk:
-                    break
+                    if content.is_eof():
+                        break
+                    async with asyncio.timeout(self._read_timeout()):
+                        chunk = await content.readany()
+                    if not chunk:
+                        break
                 parts.append(chunk)
         except TimeoutError as exc:
             self._raw.close()
@@ -193,11 +199,16 @@ class HttpResponse:
     async def iter_bytes(self) -> AsyncGenerator[bytes, None]:
         """Body chunks as they arrive; the idle timeout applies between chunks."""
         raw = self._raw
+        content = raw.content
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self._read_timeout()):
-                        chunk = await raw.content.readany()
+                    # Bytes already buffered are yielded without arming a timer (a fast stream is mostly this);
+                    # the idle timeout only matters when we actually wait.
+                    chunk = content.read_nowait()
+                    if not chunk and not content.is_eof():
+                        async with asyncio.timeout(self._read_timeout()):
+                            chunk = await content.readany()
                 except TimeoutError as exc:
                     raise self._timeout_error("streaming") from exc
                 except Exception as exc:
@@ -206,8 +217,14 @@ class HttpResponse:
                     return
                 yield chunk
         finally:
+            if not content.at_eof() and content.exception() is None:
+                # Stopped early (the consumer had all it needed): what has already arrived may be the rest of the
+                # body, e.g. an end marker. Taking it without waiting may complete the body and save the connection.
+                with contextlib.suppress(Exception):
+                    while content.read_nowait():
+                        pass
             # Finished cleanly: the connection is reusable. Otherwise (error, cancel, early close) drop it.
-            if raw.content.at_eof():
+            if content.at_eof():
                 raw.release()
             else:
                 raw.close()
@@ -352,8 +369,9 @@ class Transport:
                 )
         except TimeoutError as exc:
             if by_deadline:
-                raise DeadlineExceeded("the call's deadline ran out before the upstream answered",
-                                       provider=provider) from exc
+                raise DeadlineExceeded(
+                    "the call's deadline ran out before the upstream answered", provider=provider
+                ) from exc
             raise FirstByteTimeout(f"no response headers within {timeouts.first_byte}s", provider=provider) from exc
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectTimeout(f"could not connect within {timeouts.connect}s", provider=provider) from exc

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import cattrs
 
 from polyrelay.errors import InvalidRequest, InvalidUpstreamResponse
-from polyrelay.serde import WireConverter, first_error
+from polyrelay.serde import WireConverter, first_error, json_kind
 from polyrelay.types.chat import (
     ChatRequest,
     ContentPart,
@@ -23,7 +23,7 @@ from polyrelay.types.chat import (
     ToolChoice,
     UnknownPart,
 )
-from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
+from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk, ChoiceDelta, ChunkChoice
 
 T = TypeVar("T")
 
@@ -36,13 +36,47 @@ _PART_TYPES: Mapping[str, type[Any]] = {
 }
 
 
+def _strict_scalars(c: cattrs.Converter) -> None:
+    """Strict scalars: cattrs would happily turn 5 into "5" or "yes" into True; OpenAI would reject them."""
+
+    def structure_str(v: Any, _: Any) -> str:
+        if not isinstance(v, str):
+            raise TypeError(f"expected a string, got {json_kind(v)}")
+        return v
+
+    def structure_int(v: Any, _: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                return int(v)
+            raise TypeError(f"expected an integer, got {json_kind(v)}")
+        return v
+
+    def structure_float(v: Any, _: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise TypeError(f"expected a number, got {json_kind(v)}")
+        return float(v)
+
+    def structure_bool(v: Any, _: Any) -> bool:
+        if not isinstance(v, bool):
+            raise TypeError(f"expected true or false, got {json_kind(v)}")
+        return v
+
+    c.register_structure_hook(str, structure_str)
+    c.register_structure_hook(int, structure_int)
+    c.register_structure_hook(float, structure_float)
+    c.register_structure_hook(bool, structure_bool)
+    c.register_structure_hook(Any, lambda v, _: v)
+
+
 def _build(detailed: bool) -> WireConverter:
     w = WireConverter(detailed=detailed)
     c = w.c
+    # First: hooks fetched below (ImageURL's) are compiled with the scalar hooks registered at that moment.
+    _strict_scalars(c)
 
     def structure_part(v: Any, _: Any) -> Any:
         if not isinstance(v, Mapping):
-            raise TypeError(f"a content part must be an object, got {type(v).__name__}")
+            raise TypeError(f"a content part must be an object, got {json_kind(v)}")
         t = v.get("type")
         if not isinstance(t, str):
             raise ValueError("a content part needs a string 'type'")
@@ -60,7 +94,7 @@ def _build(detailed: bool) -> WireConverter:
             return v
         if isinstance(v, list | tuple):
             return c.structure(v, parts_t)
-        raise TypeError(f"content must be a string, a list of parts or null, got {type(v).__name__}")
+        raise TypeError(f"content must be a string, a list of parts or null, got {json_kind(v)}")
 
     c.register_structure_hook(str | parts_t | None, structure_content)
 
@@ -91,34 +125,6 @@ def _build(detailed: bool) -> WireConverter:
 
     c.register_structure_hook(str | tuple[str, ...] | None, structure_stop)
 
-    def structure_str(v: Any, _: Any) -> str:
-        if not isinstance(v, str):
-            raise TypeError(f"expected a string, got {type(v).__name__}")
-        return v
-
-    def structure_int(v: Any, _: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            if isinstance(v, float) and v.is_integer():
-                return int(v)
-            raise TypeError(f"expected an integer, got {type(v).__name__}")
-        return v
-
-    def structure_float(v: Any, _: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError(f"expected a number, got {type(v).__name__}")
-        return float(v)
-
-    def structure_bool(v: Any, _: Any) -> bool:
-        if not isinstance(v, bool):
-            raise TypeError(f"expected true or false, got {type(v).__name__}")
-        return v
-
-    # Strict scalars: cattrs would happily turn 5 into "5" or "yes" into True; OpenAI would reject them.
-    c.register_structure_hook(str, structure_str)
-    c.register_structure_hook(int, structure_int)
-    c.register_structure_hook(float, structure_float)
-    c.register_structure_hook(bool, structure_bool)
-    c.register_structure_hook(Any, lambda v, _: v)
     return w
 
 
@@ -151,10 +157,10 @@ def parse_request(data: Mapping[str, Any]) -> ChatRequest:
 def _parse_upstream(data: Any, cls: type[T], provider: str) -> T:
     try:
         return fast_openai_converter().structure(data, cls)
-    except Exception as fast_exc:  # noqa: BLE001 - every structuring failure is an invalid upstream response
+    except Exception as fast_exc:
         try:
             openai_converter().structure(data, cls)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             path, msg = first_error(exc)
             raise InvalidUpstreamResponse(
                 f"invalid upstream response: {path or cls.__name__}: {msg}", provider=provider
@@ -167,7 +173,117 @@ def parse_completion(data: Any, *, provider: str = "") -> ChatCompletion:
 
 
 def parse_chunk(data: Any, *, provider: str = "") -> ChatCompletionChunk:
+    chunk = _plain_chunk(data)
+    if chunk is not None:
+        return chunk
     return _parse_upstream(data, ChatCompletionChunk, provider)
+
+
+# -- the per-chunk fast path ------------------------------------------------------------------------------------
+# A stream is hundreds of chunks of one plain shape (a text delta), and building them through cattrs is the largest
+# part of what polyrelay spends per chunk. _plain_chunk builds exactly what the converter builds (the same fields,
+# ``extra`` and ``explicit_nulls``) when every value has its plain JSON type, and returns None for anything else
+# (tool calls, logprobs, usage, a float where an int belongs, a wrong type), which then takes the general path.
+# tests/fuzz/test_fuzz_parsers.py checks that both paths agree, on mutated recorded chunks.
+
+_NO_NULLS: frozenset[str] = frozenset()
+_CHUNK_KEYS = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier"})
+_CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
+_DELTA_KEYS = frozenset({"role", "content", "reasoning_content", "refusal", "tool_calls"})
+
+
+def _nulls(d: dict[str, Any], known: frozenset[str]) -> frozenset[str]:
+    if None not in d.values():
+        return _NO_NULLS
+    return frozenset([k for k, v in d.items() if v is None and k in known])
+
+
+def _extra(d: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    return {} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known}
+
+
+def _plain_delta(d: Any) -> ChoiceDelta | None:
+    if d.__class__ is not dict:
+        return None
+    kw: dict[str, Any] = {}
+    extra: dict[str, Any] | None = None
+    for k, v in d.items():
+        if k in _DELTA_KEYS:
+            if v is None:
+                continue
+            if k == "tool_calls" or v.__class__ is not str:
+                return None
+            kw[k] = v
+        else:  # unknown keys are kept whatever their value, null included
+            if extra is None:
+                extra = {}
+            extra[k] = v
+    return ChoiceDelta(**kw, extra=extra or {}, explicit_nulls=_nulls(d, _DELTA_KEYS))
+
+
+def _plain_choice(c: Any) -> ChunkChoice | None:
+    if c.__class__ is not dict or c.get("logprobs") is not None:
+        return None
+    index = c.get("index", 0)
+    finish = c.get("finish_reason")
+    if index.__class__ is not int or not (finish is None or finish.__class__ is str):
+        return None
+    if "delta" in c:
+        delta = _plain_delta(c["delta"])
+        if delta is None:
+            return None
+    else:
+        delta = ChoiceDelta()
+    return ChunkChoice(
+        index=index,
+        delta=delta,
+        finish_reason=finish,
+        extra=_extra(c, _CHOICE_KEYS),
+        explicit_nulls=_nulls(c, _CHOICE_KEYS),
+    )
+
+
+def _plain_chunk(d: Any) -> ChatCompletionChunk | None:
+    if d.__class__ is not dict or d.get("usage") is not None:
+        return None
+    raw = d.get("choices", ())
+    if raw.__class__ is not list:
+        return None
+    choices = []
+    for c in raw:
+        choice = _plain_choice(c)
+        if choice is None:
+            return None
+        choices.append(choice)
+    cid = d.get("id")
+    obj = d.get("object", "chat.completion.chunk")
+    created = d.get("created", 0)
+    model = d.get("model", "")
+    fingerprint = d.get("system_fingerprint")
+    tier = d.get("service_tier")
+    if (
+        cid.__class__ is not str
+        or obj.__class__ is not str
+        or created.__class__ is not int
+        or model.__class__ is not str
+        or not (fingerprint is None or fingerprint.__class__ is str)
+        or not (tier is None or tier.__class__ is str)
+    ):
+        return None
+    nulls = _nulls(d, _CHUNK_KEYS)
+    if "object" not in d:  # DEFAULTED: remembered as absent, so it is left out again on output
+        nulls = nulls | {"-object"}
+    return ChatCompletionChunk(
+        id=cid,
+        object=obj,
+        created=created,
+        model=model,
+        choices=tuple(choices),
+        system_fingerprint=fingerprint,
+        service_tier=tier,
+        extra=_extra(d, _CHUNK_KEYS),
+        explicit_nulls=nulls,
+    )
 
 
 def to_json(obj: Any) -> Any:

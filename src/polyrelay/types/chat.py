@@ -204,6 +204,7 @@ class NamedFunction:
 
 @attrs.frozen(kw_only=True)
 class NamedToolChoice:
+    DEFAULTED: ClassVar[tuple[str, ...]] = ("type",)
     function: NamedFunction
     type: Literal["function"] = "function"
     extra: Mapping[str, Any] = _extra()

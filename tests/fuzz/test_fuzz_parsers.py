@@ -1,0 +1,380 @@
+"""Fuzzing each provider's response parsing with mutated recorded traffic.
+
+Every recorded chat response under tests/fixtures/recorded (JSON bodies, SSE streams and error bodies of OpenAI and
+OpenAI-compatible upstreams, Gemini and Anthropic) is mutated — keys deleted, values nulled or replaced with other
+types, JSON text truncated, stream events dropped, repeated or cut, the stream cut at any byte — and served to the
+provider's real ``chat`` / ``stream_chat`` through a stub transport (no network). The outcome must be a parsed
+:class:`ChatCompletion` / :class:`ChatCompletionChunk` objects, or a polyrelay :class:`UpstreamError`
+(:class:`InvalidUpstreamResponse`, :class:`StreamInterrupted`, a classified status error); never a raw
+``KeyError`` / ``TypeError`` / ``AttributeError`` or any other exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import attrs
+import pytest
+from fuzz_support import MUTATIONS, fuzz, json_paths, json_values, load_cassettes, mutate
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from polyrelay.errors import InvalidUpstreamResponse, Secret, UpstreamError, UpstreamStatusError
+from polyrelay.provider import CallContext, ChatProvider, ProviderSettings, ProviderSpec
+from polyrelay.sse import ServerSentEvent, SSEDecoder, encode_event
+from polyrelay.transport import Timeouts, Transport
+from polyrelay.types._converters import _plain_chunk, fast_openai_converter, to_json
+from polyrelay.types.chat import ChatRequest, Message, StreamOptions
+from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
+
+RECORDED = Path(__file__).parents[1] / "fixtures" / "recorded"
+KEY = "sk-FUZZ-0123456789abcdefghij"
+
+
+# -- the recorded responses -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Recorded:
+    """One recorded chat response."""
+
+    kind: str  # openai | gemini | anthropic
+    base_url: str
+    model: str
+    status: int
+    headers: Mapping[str, str]
+    stream: bool
+    json: Any = None  # JSON bodies
+    events: tuple[ServerSentEvent, ...] = ()  # SSE bodies
+
+
+def _kind(uri: str) -> tuple[str, str] | None:
+    """(provider kind, base URL) of a chat request URI, or None for other endpoints."""
+    if uri.endswith("/chat/completions"):
+        return "openai", uri[: -len("/chat/completions")]
+    if ":generateContent" in uri or ":streamGenerateContent" in uri:
+        return "gemini", uri.split("/models/")[0]
+    if uri.split("?")[0].endswith("/v1/messages"):
+        return "anthropic", uri.split("/messages")[0]
+    return None
+
+
+def _load() -> list[Recorded]:
+    out: list[Recorded] = []
+    for inter in load_cassettes(RECORDED):
+        req, resp = inter["request"], inter["response"]
+        found = _kind(req["uri"])
+        if found is None or req["method"] != "POST":
+            continue
+        kind, base = found
+        headers = {k: ", ".join(v) if isinstance(v, list) else str(v) for k, v in (resp.get("headers") or {}).items()}
+        ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        body = req.get("parsed_body") or {}
+        model: str = "m"
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            model = body["model"]
+        if kind == "gemini":
+            model = req["uri"].split("/models/")[1].split(":")[0]
+        status = resp["status"]["code"]
+        if "text/event-stream" in ctype:
+            decoder = SSEDecoder()
+            events = decoder.feed(resp["body"]["string"].encode()) + decoder.close()
+            out.append(Recorded(kind, base, model, status, headers, True, events=tuple(events)))
+        elif "parsed_body" in resp:
+            out.append(Recorded(kind, base, model, status, headers, False, json=resp["parsed_body"]))
+    return out
+
+
+ALL = _load()
+BY_KIND = {k: [r for r in ALL if r.kind == k] for k in ("openai", "gemini", "anthropic")}
+
+
+def test_recorded_responses_were_found() -> None:
+    assert len(BY_KIND["openai"]) >= 60
+    assert sum(r.stream for r in BY_KIND["openai"]) >= 8
+    assert any(r.status >= 400 for r in BY_KIND["openai"])
+
+
+# -- a transport that serves one canned response ----------------------------------------------------------------
+
+
+class StubResponse:
+    """The parts of :class:`polyrelay.transport.HttpResponse` providers use, over canned bytes."""
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes, pieces: int) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict(headers))
+        self.url = "http://127.0.0.1/stub"
+        self._body = body
+        self._pieces = max(1, pieces)
+        self.closed = False
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id") or self.headers.get("request-id")
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def text(self) -> str:
+        return self._body.decode("utf-8", "replace")
+
+    async def json(self) -> Any:
+        try:
+            return json.loads(self._body)
+        except ValueError as exc:  # what HttpResponse.json raises
+            raise InvalidUpstreamResponse("upstream returned a body that is not JSON", status=self.status) from exc
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        size = max(1, len(self._body) // self._pieces)
+        for i in range(0, len(self._body), size):
+            yield self._body[i : i + size]
+
+    async def iter_sse(self) -> AsyncIterator[ServerSentEvent]:
+        decoder = SSEDecoder()
+        async for piece in self.iter_bytes():
+            for event in decoder.feed(piece):
+                yield event
+        for event in decoder.close():
+            yield event
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release(self) -> None:
+        self.closed = True
+
+    async def __aenter__(self) -> StubResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StubTransport:
+    """Answers every request with the response set in :attr:`next`."""
+
+    def __init__(self) -> None:
+        self.next: StubResponse | None = None
+
+    async def request(self, method: str, url: str, **kw: Any) -> StubResponse:
+        assert self.next is not None
+        return self.next
+
+
+def _spec(kind: str) -> ProviderSpec:
+    if kind == "openai":
+        from polyrelay_openai import SPEC as OPENAI
+
+        return OPENAI
+    module = pytest.importorskip(f"polyrelay_{kind}")
+    spec: ProviderSpec = module.SPEC
+    return spec
+
+
+_PROVIDERS: dict[tuple[str, str], tuple[ChatProvider, StubTransport]] = {}
+
+
+def provider_for(rec: Recorded) -> tuple[ChatProvider, StubTransport]:
+    key = (rec.kind, rec.base_url)
+    if key not in _PROVIDERS:
+        transport = StubTransport()
+        settings = ProviderSettings(
+            name="up", type=rec.kind, base_url=rec.base_url, api_key=Secret(KEY), config_path="providers.up"
+        )
+        provider = _spec(rec.kind).factory(settings, cast(Transport, transport))
+        assert isinstance(provider, ChatProvider)
+        _PROVIDERS[key] = (provider, transport)
+    return _PROVIDERS[key]
+
+
+# -- running one case -------------------------------------------------------------------------------------------
+
+
+async def _call(rec: Recorded, body: bytes, pieces: int) -> None:
+    provider, transport = provider_for(rec)
+    transport.next = StubResponse(rec.status, rec.headers, body, pieces)
+    ctx = CallContext(model=rec.model, timeouts=Timeouts(), requested_model="public")
+    messages = (Message(role="user", content="Hi"),)
+    if rec.stream:
+        request = ChatRequest(
+            model="public", messages=messages, stream=True, stream_options=StreamOptions(include_usage=True)
+        )
+        async for chunk in provider.stream_chat(request, ctx):
+            assert isinstance(chunk, ChatCompletionChunk)
+    else:
+        result = await provider.chat(ChatRequest(model="public", messages=messages), ctx)
+        assert isinstance(result, ChatCompletion)
+    assert transport.next.closed or rec.stream  # the non-stream path always releases the response
+
+
+def run_case(rec: Recorded, body: bytes, pieces: int = 1) -> None:
+    """Serve ``body`` as ``rec``'s response; only parsed objects or an UpstreamError may come out."""
+    with contextlib.suppress(UpstreamError):
+        asyncio.run(_call(rec, body, pieces))
+
+
+def sse_body(events: list[tuple[str, str | None]]) -> bytes:
+    return b"".join(encode_event(data, event=name) for data, name in events)
+
+
+# -- strategies -------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def mutated_json(draw: st.DrawFn, value: Any) -> Any:
+    value = copy.deepcopy(value)
+    for _ in range(draw(st.integers(1, 3))):
+        paths = json_paths(value)
+        if not paths:
+            return draw(json_values)
+        how = draw(st.sampled_from(MUTATIONS))
+        value = mutate(value, draw(st.sampled_from(paths)), how, draw(json_values) if how == "replace" else None)
+    return value
+
+
+@st.composite
+def json_case(draw: st.DrawFn, pool: list[Recorded]) -> tuple[Recorded, bytes]:
+    rec = draw(st.sampled_from([r for r in pool if not r.stream]))
+    text = json.dumps(rec.json, ensure_ascii=False)
+    how = draw(st.sampled_from(["mutate", "mutate", "mutate", "truncate", "other_json"]))
+    if how == "truncate":
+        return rec, text.encode()[: draw(st.integers(0, len(text.encode())))]
+    if how == "other_json":
+        return rec, json.dumps(draw(json_values)).encode()
+    return rec, json.dumps(draw(mutated_json(rec.json)), ensure_ascii=False).encode()
+
+
+@st.composite
+def stream_case(draw: st.DrawFn, pool: list[Recorded]) -> tuple[Recorded, bytes, int]:
+    rec = draw(st.sampled_from([r for r in pool if r.stream]))
+    events: list[tuple[str, str | None]] = [(e.data, e.event) for e in rec.events]
+    for _ in range(draw(st.integers(1, 3))):
+        if not events:
+            break
+        i = draw(st.integers(0, len(events) - 1))
+        data, name = events[i]
+        how = draw(st.sampled_from(["mutate", "mutate", "mutate", "truncate", "drop", "repeat", "rename"]))
+        if how == "drop":
+            del events[i]
+        elif how == "repeat":
+            events.insert(i, events[i])
+        elif how == "rename":
+            events[i] = (data, draw(st.none() | st.sampled_from(["error", "message_stop", "ping", "x"])))
+        elif how == "truncate":
+            events[i] = (data[: draw(st.integers(0, len(data)))], name)
+        else:
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                continue  # [DONE]
+            events[i] = (json.dumps(draw(mutated_json(parsed)), ensure_ascii=False), name)
+    body = sse_body(events)
+    if draw(st.booleans()):
+        body = body[: draw(st.integers(0, len(body)))]  # the connection drops anywhere
+    return rec, body, draw(st.integers(1, 8))
+
+
+# -- properties -------------------------------------------------------------------------------------------------
+
+KINDS = [
+    pytest.param("openai", id="openai-compatible"),
+    pytest.param("gemini", id="gemini"),
+    pytest.param("anthropic", id="anthropic"),
+]
+
+
+def _pool(kind: str, stream: bool) -> list[Recorded]:
+    pool = [r for r in BY_KIND[kind] if r.stream == stream]
+    if not pool:
+        pytest.skip(f"no recorded {kind} {'streams' if stream else 'bodies'}")
+    _spec(kind)  # skips when the provider package is not there
+    return pool
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mutated_json_responses(kind: str) -> None:
+    pool = _pool(kind, stream=False)
+
+    @fuzz()
+    @given(json_case(pool))
+    def check(case: tuple[Recorded, bytes]) -> None:
+        run_case(*case)
+
+    check()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mutated_streams(kind: str) -> None:
+    pool = _pool(kind, stream=True)
+
+    @fuzz()
+    @given(stream_case(pool))
+    def check(case: tuple[Recorded, bytes, int]) -> None:
+        run_case(*case)
+
+    check()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unmutated_recorded_responses_parse_or_raise_classified_errors(kind: str) -> None:
+    """The control: every recorded response as it is. Real traffic is never "invalid" or "interrupted": it parses,
+    or (error statuses, in-stream errors, blocked prompts) raises a classified status error."""
+    _spec(kind)
+    outcomes: list[str] = []
+    for rec in BY_KIND[kind]:
+        body = json.dumps(rec.json).encode() if not rec.stream else sse_body([(e.data, e.event) for e in rec.events])
+        try:
+            asyncio.run(_call(rec, body, 3))
+        except UpstreamStatusError:
+            outcomes.append("classified")
+        else:
+            assert rec.status < 400, "an error status parsed as a success"
+            outcomes.append("ok")
+    assert outcomes.count("ok") >= len(outcomes) // 2
+
+
+# -- the chunk fast path agrees with the general converter ------------------------------------------------------
+
+
+def _state(value: Any) -> Any:
+    """Every field of an attrs object, recursively, including the ones equality ignores (``explicit_nulls``)."""
+    cls = type(value)
+    if attrs.has(cls):
+        return (cls.__name__, tuple((a.name, _state(getattr(value, a.name))) for a in attrs.fields(cls)))
+    if isinstance(value, tuple | list):
+        return tuple(_state(v) for v in value)
+    return value
+
+
+RECORDED_CHUNKS: list[Any] = [
+    parsed
+    for rec in BY_KIND["openai"]
+    for event in rec.events
+    if event.data.strip() != "[DONE]"
+    for parsed in [json.loads(event.data)]
+    if isinstance(parsed, dict) and "choices" in parsed
+]
+
+
+def test_recorded_chunks_were_found() -> None:
+    assert len(RECORDED_CHUNKS) >= 100
+    assert sum(_plain_chunk(c) is not None for c in RECORDED_CHUNKS) >= 50  # the fast path is the common one
+
+
+@fuzz(2)
+@given(st.sampled_from(RECORDED_CHUNKS).flatmap(mutated_json) | st.sampled_from(RECORDED_CHUNKS))
+def test_the_chunk_fast_path_builds_what_the_converter_builds(data: Any) -> None:
+    fast = _plain_chunk(data)
+    if fast is None:
+        return  # not a plain chunk: the general path handles it
+    general = fast_openai_converter().structure(data, ChatCompletionChunk)
+    assert _state(fast) == _state(general)
+    assert to_json(fast) == to_json(general)
