@@ -94,6 +94,8 @@ def error_for_status(
     elif should == "false":
         retryable = False
     secrets = tuple(secrets)
+    if code is not None:
+        code = redact(code, secrets)  # some relays echo the key back as the error code
     kw: dict[str, Any] = {
         "provider": provider,
         "status": status,

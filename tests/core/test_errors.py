@@ -105,3 +105,8 @@ def test_same_origin() -> None:
     assert not same_origin("https://eu.api.bfl.ai/v1/x", "https://api.bfl.ai/v1")
     assert not same_origin("http://api.bfl.ai/v1", "https://api.bfl.ai/v1")
     assert not same_origin("https://api.bfl.ai.evil.com/", "https://api.bfl.ai")
+
+
+def test_error_code_is_redacted_too() -> None:
+    err = error_for_status(401, "bad key", provider="p", code=KEY, secrets=[Secret(KEY)])
+    assert err.code is not None and KEY not in err.code and KEY not in str(err) and KEY not in repr(err)
