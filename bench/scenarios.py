@@ -67,7 +67,8 @@ async def _scenario(
         OpenAIUpstream(api_key=KEY, reply=reply) as backup,
         OpenAIUpstream(api_key=KEY, reply=ScriptedReply(content="long context answer")) as big,
     ):
-        async with Router.from_config(_config(primary, backup, big, **policy)) as router:
+        router = Router.from_config(_config(primary, backup, big, **policy))
+        async with router:
             t0 = time.perf_counter()
             try:
                 outcome = await run(router, primary, backup, big)
