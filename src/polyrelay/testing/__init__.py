@@ -43,6 +43,8 @@ _LAZY: dict[str, str] = {
     "IdeogramUpstream": "polyrelay.testing._ideogram",
     "MidjourneyUpstream": "polyrelay.testing._midjourney",
     "RunwayUpstream": "polyrelay.testing._runway",
+    "RunwayRelayUpstream": "polyrelay.testing._runway_relay",
+    "RunwayRelayOutcome": "polyrelay.testing._runway_relay",
     "LumaUpstream": "polyrelay.testing._luma",
     "LumaRelayUpstream": "polyrelay.testing._luma",
     "KlingUpstream": "polyrelay.testing._kling",
