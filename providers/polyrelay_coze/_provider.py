@@ -41,9 +41,9 @@ from polyrelay.provider import CallContext, ProviderSettings
 from polyrelay.sse import ServerSentEvent
 from polyrelay.transport import HttpResponse, Transport
 from polyrelay.types.media import TaskKind, TaskRequest, TaskSnapshot, TaskStatus
+from polyrelay.workflows.live import LiveRun, LiveRuns
+from polyrelay.workflows.outputs import artifacts_in
 from polyrelay_coze._errors import STATUS_MAP, classified, code_of, failure_info, raise_for_response
-from polyrelay_coze._live import LiveRun, LiveRuns
-from polyrelay_coze._outputs import artifacts_in
 from polyrelay_coze._request import build_run, check_workflow_id
 from polyrelay_coze._wire import (
     ErrorEvent,

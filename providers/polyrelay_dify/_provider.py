@@ -38,9 +38,9 @@ from polyrelay.provider import CallContext, ProviderSettings
 from polyrelay.sse import ServerSentEvent
 from polyrelay.transport import HttpResponse, Transport
 from polyrelay.types.media import TaskKind, TaskRequest, TaskSnapshot, TaskStatus
+from polyrelay.workflows.live import LiveRun, LiveRuns
+from polyrelay.workflows.outputs import artifacts_in
 from polyrelay_dify._errors import STATUS_MAP, classified, failure_info, raise_for_response
-from polyrelay_dify._live import LiveRun, LiveRuns
-from polyrelay_dify._outputs import artifacts_in
 from polyrelay_dify._request import RESPONSE_MODES, build_run
 from polyrelay_dify._wire import BlockingResponse, NodeData, RunData, StreamEvent, dump, parse
 

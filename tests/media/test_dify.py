@@ -33,9 +33,9 @@ from polyrelay.testing._faults import Fault
 from polyrelay.transport import Transport
 from polyrelay.types.chat import ChatRequest, Message
 from polyrelay.types.media import Task, TaskRequest
+from polyrelay.workflows.outputs import artifacts_in
 from polyrelay_dify import SPEC
 from polyrelay_dify._errors import STATUS_MAP, classified
-from polyrelay_dify._outputs import artifacts_in
 from polyrelay_dify._provider import DifyProvider
 from polyrelay_dify._request import build_run
 from polyrelay_dify._wire import StreamEvent, converter, dump, parse

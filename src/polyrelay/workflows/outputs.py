@@ -1,10 +1,11 @@
 """Structured workflow outputs → artifacts: every file object and every media URL in the outputs becomes an
 :class:`~polyrelay.types.media.Artifact`; the outputs themselves stay in ``TaskSnapshot.extra["outputs"]``.
 
-A Dify file object is a mapping with ``dify_model_identity == "__dify__file__"`` (or one with ``url`` plus
-``transfer_method``/``mime_type``): ``url`` (made absolute against the API's origin when relative), ``mime_type``,
-``filename`` as the title, ``type``/``size``/``extension`` in ``extra``. A plain string counts when it is an
-http(s) URL whose extension names a media type (``.png``, ``.mp4``, ``.mp3``, ...); other strings are text.
+A file object is a mapping with ``dify_model_identity == "__dify__file__"`` (Dify), or one with ``url`` plus
+``transfer_method``/``mime_type`` (Dify, and Dify-style plugins inside Coze workflows): ``url`` (made absolute
+against the API's origin when relative), ``mime_type``, ``filename`` as the title, ``type``/``size``/``extension``
+in ``extra``. A plain string counts when it is an http(s) URL whose extension names a media type (``.png``,
+``.mp4``, ``.mp3``, ...); other strings are text.
 ``extra["path"]`` says where in the outputs each one was found (``files[0]``).
 """
 
