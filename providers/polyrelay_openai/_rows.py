@@ -10,7 +10,7 @@ user can describe a new upstream (or correct one of ours) in config without code
     preset = "relay"
     quirks = { reasoning_field = "reasoning", drop_params = ["logit_bias"] }
 
-Sources for the rows: /work/shared/docs/wire-chat.md sections 1.9 and 4, and the recorded traffic under
+Sources for the rows: our wire research notes (wire-chat.md, sections 1.9 and 4), and the recorded traffic under
 ``tests/fixtures/recorded``. This module imports nothing heavy: the plugin's ``__init__`` builds its specs from it.
 """
 

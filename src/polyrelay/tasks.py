@@ -56,6 +56,7 @@ from polyrelay.errors import (
     ConfigError,
     ContentPolicyViolation,
     InvalidRequest,
+    NotFound,
     PluginError,
     PolyrelayError,
     TaskFailed,
@@ -720,15 +721,30 @@ class TaskService:
         self, task_id: str, ref: TaskRef, target: ResolvedTarget, provider: TaskProvider, *, retry: bool
     ) -> Task:
         ctx = self._make_ctx(target)
-        if retry:
-            snapshot = await retry_on_target(
-                lambda: provider.poll(ref.upstream_id, ctx),
-                target_retry_policy(target),
-                sleep=self._sleep,
-                rng=self._rng,
-            )
-        else:
-            snapshot = await provider.poll(ref.upstream_id, ctx)
+        try:
+            if retry:
+                snapshot = await retry_on_target(
+                    lambda: provider.poll(ref.upstream_id, ctx),
+                    target_retry_policy(target),
+                    sleep=self._sleep,
+                    rng=self._rng,
+                )
+            else:
+                snapshot = await provider.poll(ref.upstream_id, ctx)
+        except NotFound as exc:
+            # A well-formed id the upstream no longer knows: expired (most upstreams keep tasks for hours to days)
+            # or never created there. Say so plainly instead of surfacing a bare 404.
+            age = max(0.0, self._clock() - ref.created)
+            raise NotFound(
+                f"task {ref.upstream_id!r} is not known to provider {ref.provider!r} any more: it expired upstream, "
+                f"was deleted, or never existed (the id was issued {age / 3600:.1f} h ago); upstream said: "
+                f"{exc.message}",
+                provider=exc.provider,
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+                model=exc.model,
+            ) from exc
         return self._task(task_id, ref, snapshot)
 
     async def _poll_loop(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from polyrelay.errors import InvalidRequest
+from polyrelay.errors import InvalidRequest, NotFound
 from polyrelay.router import Router
 from polyrelay.testing import Fault, FluxUpstream, OpenAIUpstream, ReplicateOutcome, ReplicateUpstream
 
@@ -134,3 +134,21 @@ async def test_wait_is_also_an_async_iterator(servers: tuple[FluxUpstream, Repli
     assert snapshots[-1].status == "succeeded" and snapshots[-1].outputs
     assert [t.status for t in snapshots] == seen
     assert all(t.id == task.id for t in snapshots)
+
+
+async def test_an_expired_task_id_gets_a_clear_error(
+    servers: tuple[FluxUpstream, ReplicateUpstream, OpenAIUpstream],
+) -> None:
+    from polyrelay.tasks import TaskRef, encode_task_id
+
+    flux, rep, chat = servers
+    gone = encode_task_id(
+        TaskRef(provider="rep", model="black-forest-labs/flux-1.1-pro", upstream_id="expired0prediction",
+                kind="image", created=0.0, requested_model="flux-pro")
+    )  # fmt: skip
+    async with Router.from_config(_config(flux, rep, chat), sleep=Sleeps()) as router:
+        with pytest.raises(NotFound) as info:
+            await router.tasks.get(gone)
+    assert "expired upstream, was deleted, or never existed" in str(info.value)
+    assert info.value.provider == "rep" and info.value.status == 404
+    assert any(r.path.endswith("/predictions/expired0prediction") for r in rep.requests)
