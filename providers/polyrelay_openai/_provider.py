@@ -173,7 +173,9 @@ class OpenAICompatProvider:
             def emit(chunks: list[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
                 nonlocal meta
                 if meta is not None and chunks:  # the first chunk carries the provider's meta
-                    chunks[0], meta = attrs.evolve(chunks[0], meta=meta), None
+                    # The assembler just built it and nobody else holds it: set in place rather than copy (as chat()).
+                    object.__setattr__(chunks[0], "meta", meta)
+                    meta = None
                 return chunks
 
             # The SSE decoder runs here over the raw pieces (not through resp.iter_sse()): one async generator

@@ -32,7 +32,7 @@ import attrs
 from polyrelay.errors import InvalidUpstreamResponse, Secret, StreamInterrupted, UpstreamError
 from polyrelay.serde import json_kind
 from polyrelay.sse import ServerSentEvent
-from polyrelay.types._converters import parse_chunk
+from polyrelay.types._converters import parse_chunk, text_delta_chunk
 from polyrelay.types.completion import ChatCompletionChunk
 from polyrelay_openai._errors import inband_error, is_inband_error
 from polyrelay_openai._response import (
@@ -210,6 +210,22 @@ class StreamAssembler:
             for key in ("id", "created", "model"):
                 if key in data and key not in self._envelope:
                     self._envelope[key] = data[key]
+        choices = data.get("choices")
+        if choices.__class__ is list and len(choices) == 1 and data.get("usage") is None:
+            # The bulk of a stream: one bare text delta after the role chunk, without usage. Nothing in it needs
+            # normalising (as in _choice's own shortcut) and it is built without copies (text_delta_chunk).
+            raw = choices[0]
+            if raw.__class__ is dict:
+                delta = raw.get("delta")
+                index = raw.get("index", 0)
+                if delta.__class__ is dict and len(delta) == 1 and index.__class__ is int:
+                    content = delta.get("content")
+                    state = self._choices.get(index)
+                    if content.__class__ is str and state is not None and state.role_sent:
+                        chunk = text_delta_chunk(data, raw, content)
+                        if chunk is not None:
+                            state.text.append(content)
+                            return [chunk]
         out = dict(data)
         usage = out.pop("usage", None)
         if usage is not None and not isinstance(usage, Mapping):

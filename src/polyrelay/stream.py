@@ -265,7 +265,7 @@ class _Watchdog:
 
     def begin(self) -> asyncio.Task[Any] | None:
         """The stream starts waiting for a chunk (in the current task)."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)  # the loop passed: no get_running_loop() per chunk
         if task is None or (self.idle is None and self.deadline is None):
             return None
         self._since = self.loop.time()

@@ -30,7 +30,7 @@ from polyrelay.errors import InvalidUpstreamResponse, Secret, UpstreamError, Ups
 from polyrelay.provider import CallContext, ChatProvider, ProviderSettings, ProviderSpec
 from polyrelay.sse import ServerSentEvent, SSEDecoder, encode_event
 from polyrelay.transport import Timeouts, Transport
-from polyrelay.types._converters import _plain_chunk, fast_openai_converter, to_json
+from polyrelay.types._converters import _plain_chunk, fast_openai_converter, text_delta_chunk, to_json
 from polyrelay.types.chat import ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
 
@@ -378,3 +378,37 @@ def test_the_chunk_fast_path_builds_what_the_converter_builds(data: Any) -> None
     general = fast_openai_converter().structure(data, ChatCompletionChunk)
     assert _state(fast) == _state(general)
     assert to_json(fast) == to_json(general)
+
+
+def _text_delta_args(data: Any) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """The arguments the OpenAI stream assembler passes to ``text_delta_chunk``, or None when it would not call it."""
+    if not isinstance(data, dict) or data.get("usage") is not None:
+        return None
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+        return None
+    delta = choices[0].get("delta")
+    if not isinstance(delta, dict) or len(delta) != 1 or not isinstance(delta.get("content"), str):
+        return None
+    return data, choices[0], delta["content"]
+
+
+def test_text_delta_chunks_were_found() -> None:
+    found = [a for c in RECORDED_CHUNKS if (a := _text_delta_args(c)) is not None]
+    assert len(found) >= 15  # the property below is not vacuous...
+    assert all(text_delta_chunk(*a) is not None for a in found)  # ...and real text deltas take the fast path
+
+
+@fuzz(2)
+@given(st.sampled_from(RECORDED_CHUNKS).flatmap(mutated_json) | st.sampled_from(RECORDED_CHUNKS))
+def test_the_text_delta_fast_path_builds_what_the_converter_builds(data: Any) -> None:
+    args = _text_delta_args(data)
+    if args is None:
+        return
+    fast = text_delta_chunk(*args)
+    if fast is None:
+        return  # something in it is not plain: the assembler falls back to parse_chunk
+    general = fast_openai_converter().structure({k: v for k, v in data.items() if k != "usage"}, ChatCompletionChunk)
+    assert _state(fast) == _state(general)
+    assert to_json(fast) == to_json(general)
+    assert repr(fast) == repr(general)

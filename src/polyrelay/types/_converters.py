@@ -6,6 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 
 from polyrelay.errors import InvalidRequest, InvalidUpstreamResponse
@@ -289,3 +290,131 @@ def _plain_chunk(d: Any) -> ChatCompletionChunk | None:
 def to_json(obj: Any) -> Any:
     """Unstructure any OpenAI-format model to JSON-compatible data."""
     return openai_converter().unstructure(obj)
+
+
+# -- the bulk of a stream: a bare text delta --------------------------------------------------------------------
+# text_delta_chunk builds what parse_chunk builds for the commonest chunk of all (one choice whose delta is only
+# {"content": str}), without its general checks: the attrs __init__ with keyword arguments is most of the cost
+# there, so the three objects are made with object.__new__ and their slots set directly (none of these classes has
+# validators, converters or __attrs_post_init__). The key-dependent parts (explicit_nulls, which keys are extra)
+# depend only on the keys and on which of the optional values are null, so they are computed once per shape.
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Any, ...]:
+    # Every field must be set, and nothing the generated __init__ does may be skipped: checked once, at import.
+    fields = attrs.fields(cls)
+    if tuple(f.name for f in fields) != names or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} changed: update its fast path in {__name__}")
+    if any(f.validator is not None or f.converter is not None for f in fields):
+        raise TypeError(f"{cls.__name__} has validators or converters: update its fast path in {__name__}")
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+_DELTA_SLOTS = ("role", "content", "reasoning_content", "refusal", "tool_calls", "extra", "explicit_nulls")
+_CHOICE_SLOTS = ("index", "delta", "finish_reason", "logprobs", "extra", "explicit_nulls")
+_CHUNK_SLOTS = (
+    "id",
+    "object",
+    "created",
+    "model",
+    "choices",
+    "usage",
+    "system_fingerprint",
+    "service_tier",
+    "extra",
+    "explicit_nulls",
+    "meta",
+)
+(_d_role, _d_content, _d_reasoning, _d_refusal, _d_tools, _d_extra, _d_nulls) = _slot_setters(ChoiceDelta, _DELTA_SLOTS)
+(_c_index, _c_delta, _c_finish, _c_logprobs, _c_extra, _c_nulls) = _slot_setters(ChunkChoice, _CHOICE_SLOTS)
+(_k_id, _k_object, _k_created, _k_model, _k_choices, _k_usage, _k_fp, _k_tier, _k_extra, _k_nulls, _k_meta) = (
+    _slot_setters(ChatCompletionChunk, _CHUNK_SLOTS)
+)
+_new = object.__new__
+_SHAPE_CACHE_MAX = 64  # shapes are few in practice; the bound only matters for a hostile upstream
+_choice_shapes: dict[tuple[str, ...], tuple[frozenset[str], tuple[str, ...]] | None] = {}
+_chunk_shapes: dict[tuple[tuple[str, ...], bool, bool], tuple[frozenset[str], tuple[str, ...]]] = {}
+
+
+def _choice_shape(keys: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]] | None:
+    if "usage" in keys:  # Moonshot's usage inside the choice: the assembler takes it off first
+        return None
+    # index and delta are not null here; finish_reason and logprobs are null when present.
+    nulls = frozenset(k for k in ("finish_reason", "logprobs") if k in keys) or _NO_NULLS
+    return nulls, tuple(k for k in keys if k not in _CHOICE_KEYS)
+
+
+def _chunk_shape(keys: tuple[str, ...], fp_null: bool, tier_null: bool) -> tuple[frozenset[str], tuple[str, ...]]:
+    nulls = {k for k, null in (("system_fingerprint", fp_null), ("service_tier", tier_null)) if null and k in keys}
+    if "object" not in keys:
+        nulls.add("-object")
+    return frozenset(nulls) or _NO_NULLS, tuple(k for k in keys if k not in _CHUNK_KEYS)
+
+
+def text_delta_chunk(data: dict[str, Any], choice: dict[str, Any], content: str) -> ChatCompletionChunk | None:
+    """``parse_chunk`` of ``data`` without its ``usage`` key, when its only choice is ``choice`` with the delta
+    ``{"content": content}`` and no finish reason; ``None`` when anything else is not plain (use ``parse_chunk``)."""
+    index = choice.get("index", 0)
+    if index.__class__ is not int or choice.get("finish_reason") is not None or choice.get("logprobs") is not None:
+        return None
+    ckeys = tuple(choice)
+    if ckeys in _choice_shapes:
+        cshape = _choice_shapes[ckeys]
+    else:
+        if len(_choice_shapes) >= _SHAPE_CACHE_MAX:
+            _choice_shapes.clear()
+        cshape = _choice_shapes[ckeys] = _choice_shape(ckeys)
+    if cshape is None:
+        return None
+    cid = data.get("id")
+    obj = data.get("object", "chat.completion.chunk")
+    created = data.get("created", 0)
+    model = data.get("model", "")
+    fingerprint = data.get("system_fingerprint")
+    tier = data.get("service_tier")
+    if (
+        cid.__class__ is not str
+        or obj.__class__ is not str
+        or created.__class__ is not int
+        or model.__class__ is not str
+        or not (fingerprint is None or fingerprint.__class__ is str)
+        or not (tier is None or tier.__class__ is str)
+    ):
+        return None
+    key = (tuple(data), fingerprint is None, tier is None)
+    kshape = _chunk_shapes.get(key)
+    if kshape is None:
+        if len(_chunk_shapes) >= _SHAPE_CACHE_MAX:
+            _chunk_shapes.clear()
+        kshape = _chunk_shapes[key] = _chunk_shape(*key)
+
+    delta = _new(ChoiceDelta)
+    _d_role(delta, None)
+    _d_content(delta, content)
+    _d_reasoning(delta, None)
+    _d_refusal(delta, None)
+    _d_tools(delta, None)
+    _d_extra(delta, {})
+    _d_nulls(delta, _NO_NULLS)
+
+    ch = _new(ChunkChoice)
+    _c_index(ch, index)
+    _c_delta(ch, delta)
+    _c_finish(ch, None)
+    _c_logprobs(ch, None)
+    _c_extra(ch, {k: choice[k] for k in cshape[1]} if cshape[1] else {})
+    _c_nulls(ch, cshape[0])
+
+    chunk = _new(ChatCompletionChunk)
+    _k_id(chunk, cid)
+    _k_object(chunk, obj)
+    _k_created(chunk, created)
+    _k_model(chunk, model)
+    _k_choices(chunk, (ch,))
+    _k_usage(chunk, None)
+    _k_fp(chunk, fingerprint)
+    _k_tier(chunk, tier)
+    _k_extra(chunk, {k: data[k] for k in kshape[1]} if kshape[1] else {})
+    _k_nulls(chunk, kshape[0])
+    _k_meta(chunk, None)
+    return chunk
