@@ -136,8 +136,12 @@ def _unknown(table: Mapping[str, Any], allowed: frozenset[str], path: str) -> No
             raise ConfigError(f"unknown key{did_you_mean(str(k), allowed)}", key=_k(path, str(k)))
 
 
-def load_config(source: Mapping[str, Any] | str | os.PathLike[str], *, env: Mapping[str, str] | None = None,
-                known_types: frozenset[str] | None = None) -> RouterConfig:
+def load_config(
+    source: Mapping[str, Any] | str | os.PathLike[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    known_types: frozenset[str] | None = None,
+) -> RouterConfig:
     """Read a dict, or a ``.toml`` / ``.json`` file, into a :class:`RouterConfig`."""
     env = os.environ if env is None else env
     if isinstance(source, Mapping):
@@ -163,8 +167,9 @@ def load_config(source: Mapping[str, Any] | str | os.PathLike[str], *, env: Mapp
     return parse_config(_table(data, ""), env=env, known_types=known_types)
 
 
-def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None,
-                 known_types: frozenset[str] | None = None) -> RouterConfig:
+def parse_config(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, known_types: frozenset[str] | None = None
+) -> RouterConfig:
     """Validate an already-parsed config mapping. ``known_types`` (provider types, from the registry's metadata)
     enables did-you-mean on ``type``."""
     env = os.environ if env is None else env
@@ -206,7 +211,7 @@ def _parse_providers(
             raise ConfigError("a provider name may not be empty or contain '/'", key=path)
         entry = _table(raw, path)
         if "type" not in entry:
-            raise ConfigError("is required (the provider type, e.g. \"openai\")", key=_k(path, "type"))
+            raise ConfigError('is required (the provider type, e.g. "openai")', key=_k(path, "type"))
         ptype = _str(entry["type"], _k(path, "type"))
         if known_types is not None and ptype not in known_types:
             raise ConfigError(
@@ -225,7 +230,7 @@ def _parse_providers(
             key_path = _k(path, "api_key")
             raw_key = entry["api_key"]
             if not isinstance(raw_key, str):
-                raise ConfigError("must be a string (use \"${ENV_VAR}\" to read it from the environment)", key=key_path)
+                raise ConfigError('must be a string (use "${ENV_VAR}" to read it from the environment)', key=key_path)
             value, _used = interpolate(raw_key, env, key_path)
             if value:
                 api_key = Secret(value)
@@ -293,15 +298,13 @@ def _parse_models(
         entry = _table(raw, path)
         _unknown(entry, _MODEL_KEYS, path)
         if "targets" not in entry:
-            raise ConfigError("is required (a list of \"provider/model\" targets)", key=_k(path, "targets"))
+            raise ConfigError('is required (a list of "provider/model" targets)', key=_k(path, "targets"))
         traw = entry["targets"]
         if isinstance(traw, str):
             traw = [traw]
         if not isinstance(traw, list | tuple) or not traw:
             raise ConfigError("must be a non-empty list of targets", key=_k(path, "targets"))
-        targets = tuple(
-            _parse_target(t, f"{_k(path, 'targets')}[{i}]", providers, env) for i, t in enumerate(traw)
-        )
+        targets = tuple(_parse_target(t, f"{_k(path, 'targets')}[{i}]", providers, env) for i, t in enumerate(traw))
         policy: dict[str, Any] = dict(_interp_tree(entry.get("policy") or {}, env, _k(path, "policy")))
         Policy().merged(policy, key=_k(path, "policy"))
         if "strategy" in entry:

@@ -142,8 +142,7 @@ class ChatProvider(Protocol):
         the upstream's end-of-stream marker (or a documented equivalent)."""
         ...
 
-    def capabilities(self, model: str) -> ModelCapabilities:
-        ...
+    def capabilities(self, model: str) -> ModelCapabilities: ...
 
 
 @runtime_checkable
@@ -163,8 +162,7 @@ class TaskProvider(Protocol):
         """Start a task; validate the request first (InvalidRequest naming the field, before any network call)."""
         ...
 
-    async def poll(self, upstream_id: str, ctx: CallContext) -> TaskSnapshot:
-        ...
+    async def poll(self, upstream_id: str, ctx: CallContext) -> TaskSnapshot: ...
 
     async def cancel(self, upstream_id: str, ctx: CallContext) -> TaskSnapshot:
         """Cancel; providers whose upstream cannot cancel raise UnsupportedFeature."""
@@ -179,5 +177,6 @@ class TaskProvider(Protocol):
 class TaskActionProvider(Protocol):
     """Follow-up actions on a finished task (Midjourney upscale / variation / reroll / zoom / pan buttons)."""
 
-    async def action(self, upstream_id: str, action: str, ctx: CallContext, params: Mapping[str, Any]) -> TaskSnapshot:
-        ...
+    async def action(
+        self, upstream_id: str, action: str, ctx: CallContext, params: Mapping[str, Any]
+    ) -> TaskSnapshot: ...
