@@ -12,16 +12,10 @@ import cattrs
 
 from polyrelay.errors import InvalidUpstreamResponse
 from polyrelay.serde import WireConverter, first_error
+from polyrelay.serde import explicit_nulls_field as _nulls
+from polyrelay.serde import extra_field as _extra
 
 T = TypeVar("T")
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, repr=False)
-
-
-def _nulls() -> Any:
-    return attrs.field(default=None, repr=False, eq=False)
 
 
 @attrs.frozen(kw_only=True)

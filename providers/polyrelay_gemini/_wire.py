@@ -14,6 +14,8 @@ from typing import Any
 import attrs
 
 from polyrelay.serde import WireConverter
+from polyrelay.serde import explicit_nulls_field as _nulls
+from polyrelay.serde import extra_field as _extra
 
 __all__ = [
     "Blob",
@@ -41,14 +43,6 @@ __all__ = [
     "camel",
     "wire_converter",
 ]
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, repr=False)
-
-
-def _nulls() -> Any:
-    return attrs.field(default=None, repr=False, eq=False)
 
 
 # --------------------------------------------------------------------------------------------------- parts

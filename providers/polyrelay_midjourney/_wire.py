@@ -19,6 +19,8 @@ import attrs
 
 from polyrelay.errors import InvalidUpstreamResponse
 from polyrelay.serde import WireConverter, first_error
+from polyrelay.serde import explicit_nulls_field as _nulls
+from polyrelay.serde import extra_field as _extra
 
 __all__ = [
     "ActionRequest",
@@ -35,14 +37,6 @@ __all__ = [
     "parse_task_list",
     "to_wire",
 ]
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, repr=False)
-
-
-def _nulls() -> Any:
-    return attrs.field(default=None, repr=False, eq=False)
 
 
 # -- requests -----------------------------------------------------------------------------------------------------

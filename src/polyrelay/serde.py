@@ -30,7 +30,15 @@ import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, is_mapping, mapping_structure_factory
 from cattrs.gen import make_dict_structure_fn, override
 
-__all__ = ["NOT_WIRE", "WireConverter", "error_paths", "first_error", "json_kind"]
+__all__ = [
+    "NOT_WIRE",
+    "WireConverter",
+    "error_paths",
+    "explicit_nulls_field",
+    "extra_field",
+    "first_error",
+    "json_kind",
+]
 
 T = TypeVar("T")
 
@@ -41,6 +49,16 @@ _BOOKKEEPING = frozenset({"extra", "explicit_nulls"})
 # Literal values are echoed in error messages; an upstream's huge string is clipped.
 _MAX_ECHO = 40
 _NO_NULLS: frozenset[str] = frozenset()
+
+
+def extra_field() -> Any:
+    """The ``extra`` bookkeeping field of a wire model: unknown keys, kept verbatim (see the module docstring)."""
+    return attrs.field(factory=dict, repr=False)
+
+
+def explicit_nulls_field() -> Any:
+    """The ``explicit_nulls`` bookkeeping field of a wire model (see the module docstring)."""
+    return attrs.field(default=None, repr=False, eq=False)
 
 
 def _is_wire(a: attrs.Attribute) -> bool:  # type: ignore[type-arg]

@@ -11,6 +11,9 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from polyrelay.serde import explicit_nulls_field as _nulls
+from polyrelay.serde import extra_field as _extra
+
 __all__ = [
     "ChatRequest",
     "ContentPart",
@@ -39,15 +42,6 @@ __all__ = [
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 ROLES: frozenset[str] = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, repr=False)
-
-
-def _nulls() -> Any:
-    return attrs.field(default=None, repr=False, eq=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -283,6 +277,4 @@ class ChatRequest:
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
-ChatRequest.FIELDS = frozenset(
-    a.name for a in attrs.fields(ChatRequest) if a.name not in ("extra", "explicit_nulls")
-)
+ChatRequest.FIELDS = frozenset(a.name for a in attrs.fields(ChatRequest) if a.name not in ("extra", "explicit_nulls"))

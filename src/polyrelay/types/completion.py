@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Literal
 import attrs
 
 from polyrelay.serde import NOT_WIRE
+from polyrelay.serde import explicit_nulls_field as _nulls
+from polyrelay.serde import extra_field as _extra
 from polyrelay.types.chat import ToolCall
 
 __all__ = [
@@ -33,15 +35,6 @@ __all__ = [
     "Usage",
     "CallWarning",
 ]
-
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, repr=False)
-
-
-def _nulls() -> Any:
-    return attrs.field(default=None, repr=False, eq=False)
 
 
 def _meta() -> Any:

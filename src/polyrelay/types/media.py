@@ -14,6 +14,8 @@ from typing import Any, Literal
 import attrs
 
 from polyrelay.serde import NOT_WIRE
+from polyrelay.serde import explicit_nulls_field as _nulls
+from polyrelay.serde import extra_field as _extra
 from polyrelay.types.completion import ResponseMeta
 
 __all__ = [
@@ -34,14 +36,6 @@ __all__ = [
 TaskKind = Literal["image", "video", "audio", "workflow"]
 TaskStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
-
-
-def _extra() -> Any:
-    return attrs.field(factory=dict, repr=False)
-
-
-def _nulls() -> Any:
-    return attrs.field(default=None, repr=False, eq=False)
 
 
 # -- OpenAI images API ------------------------------------------------------------------------------------------
