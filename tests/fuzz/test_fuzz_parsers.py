@@ -18,6 +18,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, cast
+from unittest import mock
 
 import attrs
 import pytest
@@ -30,9 +31,13 @@ from polyrelay.errors import InvalidUpstreamResponse, Secret, UpstreamError, Ups
 from polyrelay.provider import CallContext, ChatProvider, ProviderSettings, ProviderSpec
 from polyrelay.sse import ServerSentEvent, SSEDecoder, encode_event
 from polyrelay.transport import Timeouts, Transport
-from polyrelay.types._converters import _plain_chunk, fast_openai_converter, text_delta_chunk, to_json
+from polyrelay.types._converters import _plain_chunk, fast_openai_converter, parse_completion, text_delta_chunk, to_json
+from polyrelay.types._plain_completion import NOT_PLAIN, plain_completion
 from polyrelay.types.chat import ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
+from polyrelay_openai import _response as openai_response
+from polyrelay_openai._response import normalize_completion
+from polyrelay_openai._rows import ROWS, CompatRow
 
 RECORDED = Path(__file__).parents[1] / "fixtures" / "recorded"
 KEY = "sk-FUZZ-0123456789abcdefghij"
@@ -412,3 +417,56 @@ def test_the_text_delta_fast_path_builds_what_the_converter_builds(data: Any) ->
     assert _state(fast) == _state(general)
     assert to_json(fast) == to_json(general)
     assert repr(fast) == repr(general)
+
+
+# -- the completion fast paths agree with the general ones ---------------------------------------------------------
+
+RECORDED_COMPLETIONS: list[Any] = [
+    r.json
+    for r in BY_KIND["openai"]
+    if not r.stream and r.status < 300 and isinstance(r.json, dict) and "choices" in r.json
+]
+
+
+def test_recorded_completions_take_the_fast_path() -> None:
+    assert len(RECORDED_COMPLETIONS) >= 20
+    plain = [c for c in RECORDED_COMPLETIONS if plain_completion(c) is not NOT_PLAIN]
+    assert (
+        len(plain) >= len(RECORDED_COMPLETIONS) // 2
+    )  # the fast path is the common one, and the test below is not vacuous
+    for c in plain:
+        assert plain_completion(c) == parse_completion(copy.deepcopy(c))
+
+
+@fuzz(2)
+@given(st.sampled_from(RECORDED_COMPLETIONS).flatmap(mutated_json) | st.sampled_from(RECORDED_COMPLETIONS))
+def test_the_completion_fast_path_builds_what_the_converter_builds(data: Any) -> None:
+    fast = plain_completion(data)
+    if fast is NOT_PLAIN:
+        return  # not plain: the general path handles it
+    general = fast_openai_converter().structure(data, ChatCompletion)
+    assert _state(fast) == _state(general)
+    assert to_json(fast) == to_json(general)
+    assert repr(fast) == repr(general)
+
+
+def _normalized(data: Any, row: CompatRow) -> tuple[str, Any]:
+    try:
+        return "ok", _state(normalize_completion(copy.deepcopy(data), row, ids_back={}, provider="p"))
+    except UpstreamError as exc:
+        return type(exc).__name__, str(exc)
+
+
+@fuzz(2)
+@given(
+    st.sampled_from(RECORDED_COMPLETIONS).flatmap(mutated_json) | st.sampled_from(RECORDED_COMPLETIONS),
+    st.sampled_from(sorted(ROWS)),
+)
+def test_skipping_normalization_changes_nothing(data: Any, row_name: str) -> None:
+    """``normalize_completion`` parses an already-normal body as it is; the result equals the copying path's."""
+    row = ROWS[row_name]
+    with mock.patch.object(openai_response, "new_tool_id", lambda: "call_fixed"):  # ids made up for missing ones
+        fast = _normalized(data, row)
+        with mock.patch.object(openai_response, "_already_normal", lambda _d, _r: False):
+            slow = _normalized(data, row)
+    assert fast == slow

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
 
 from polyrelay.errors import InvalidRequest, InvalidUpstreamResponse
 from polyrelay.serde import WireConverter, first_error, json_kind
+from polyrelay.types._plain_completion import NOT_PLAIN, plain_completion
 from polyrelay.types.chat import (
     ChatRequest,
     ContentPart,
@@ -170,6 +171,9 @@ def _parse_upstream(data: Any, cls: type[T], provider: str) -> T:
 
 
 def parse_completion(data: Any, *, provider: str = "") -> ChatCompletion:
+    completion = plain_completion(data)
+    if completion is not NOT_PLAIN:
+        return cast(ChatCompletion, completion)
     return _parse_upstream(data, ChatCompletion, provider)
 
 

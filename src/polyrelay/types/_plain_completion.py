@@ -1,0 +1,190 @@
+"""The fast path of :func:`~polyrelay.types._converters.parse_completion` for the commonest completion body.
+
+Most answers are one plain shape: choices whose message is text (no tool calls, no logprobs) and a usage object of
+integers. :func:`plain_completion` builds exactly what the general converter builds for such a body (the same field
+values, ``extra`` and ``explicit_nulls``), with each object made by ``object.__new__`` and its slots set directly:
+the keyword ``__init__`` of frozen attrs classes and cattrs' per-field dispatch are most of the general path's cost.
+Anything else (a wrong type, a float where an int belongs, tool calls, logprobs, a missing required key) returns
+:data:`NOT_PLAIN`, and the caller takes the general path, which also produces the error message.
+``tests/fuzz/test_fuzz_parsers.py`` checks that both paths agree, on mutated recorded bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+
+from polyrelay.types.completion import (
+    ChatCompletion,
+    ChatCompletionMessage,
+    Choice,
+    CompletionTokensDetails,
+    PromptTokensDetails,
+    Usage,
+)
+
+__all__ = ["NOT_PLAIN", "plain_completion"]
+
+#: Returned when the body is not of the plain shape (``None`` is a legitimate value of optional fields).
+NOT_PLAIN: Final = object()
+_REQUIRED: Final = object()
+_NO_NULLS: frozenset[str] = frozenset()
+
+_Check = Callable[[Any], Any]
+_new = object.__new__
+
+# A field's check, as the source of an expression on ``v`` that is true when ``v`` is NOT plain. Nested objects and
+# arrays are built by their own builders (``v`` is replaced by what they return).
+_STR = "v.__class__ is not str"
+_OPT_STR = "v is not None and v.__class__ is not str"
+_INT = "v.__class__ is not int"  # a bool's class is bool; a float (which the general path accepts) goes there
+_OPT_INT = "v is not None and v.__class__ is not int"
+_NULL = "v is not None"
+_ASSISTANT = "v.__class__ is not str or v != 'assistant'"
+
+
+def _array(build: _Check) -> _Check:
+    def check(v: Any) -> Any:
+        if v.__class__ is not list:
+            return NOT_PLAIN
+        out = []
+        for item in v:
+            obj = build(item)
+            if obj is NOT_PLAIN:
+                return NOT_PLAIN
+            out.append(obj)
+        return tuple(out)
+
+    return check
+
+
+def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -> _Check:
+    """A builder of ``cls`` from a JSON object whose known keys pass their checks. ``spec`` lists every wire field
+    in declaration order as ``(name, default or _REQUIRED, check, optional)``: ``check`` is an expression from
+    above, or a builder (``optional``: ``None`` is taken as is). The builder is generated as straight-line code,
+    like attrs and cattrs generate theirs; the spec is checked against the class once, here."""
+    fields = attrs.fields(cls)
+    names = tuple(name for name, _, _, _ in spec)
+    wire = tuple(f.name for f in fields if f.name not in ("extra", "explicit_nulls") and f.metadata.get("wire", True))
+    if wire != names or hasattr(cls, "__attrs_post_init__"):
+        raise TypeError(f"{cls.__name__} changed: update its fast path in {__name__}")
+    if any(f.validator is not None or f.converter is not None for f in fields):
+        raise TypeError(f"{cls.__name__} has validators or converters: update its fast path in {__name__}")
+    by_name = {f.name: f for f in fields}
+    for name, default, _, _ in spec:
+        f = by_name[name]
+        expected = _REQUIRED if f.default is attrs.NOTHING else f.default
+        if expected is not default and expected != default:
+            raise TypeError(f"{cls.__name__}.{name}'s default changed: update its fast path in {__name__}")
+    for f in fields:
+        if not f.metadata.get("wire", True) and f.default is not None:
+            raise TypeError(f"{cls.__name__}.{f.name} must default to None for {__name__}")
+    ns: dict[str, Any] = {
+        "NO": NOT_PLAIN,
+        "REQ": _REQUIRED,
+        "new": _new,
+        "cls": cls,
+        "known": frozenset(names),
+        "NO_NULLS": _NO_NULLS,
+        "set_extra": cls.extra.__set__,  # type: ignore[attr-defined]
+        "set_nulls": cls.explicit_nulls.__set__,  # type: ignore[attr-defined]
+    }
+    lines = ["def build(d):", "    if d.__class__ is not dict:", "        return NO", "    obj = new(cls)"]
+    for i, (name, default, check, optional) in enumerate(spec):
+        ns[f"set{i}"] = getattr(cls, name).__set__
+        if default is _REQUIRED:
+            lines += [f"    v = d.get({name!r}, REQ)", "    if v is REQ:", "        return NO"]
+        else:
+            ns[f"default{i}"] = [] if default == () else default  # what the JSON holds when the key is absent
+            lines.append(f"    v = d.get({name!r}, default{i})")
+        if isinstance(check, str):
+            lines += [f"    if {check}:", "        return NO"]
+        else:
+            ns[f"build{i}"] = check
+            guard = "    if v is not None:" if optional else "    if True:"
+            lines += [guard, f"        v = build{i}(v)", "        if v is NO:", "            return NO"]
+        lines.append(f"    set{i}(obj, v)")
+    lines += [
+        "    set_extra(obj, {} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known})",
+        "    nulls = NO_NULLS",
+        "    if None in d.values():",
+        "        nulls = frozenset([k for k, v in d.items() if v is None and k in known])",
+    ]
+    for name in getattr(cls, "DEFAULTED", ()):
+        lines += [f"    if {name!r} not in d:", f"        nulls = nulls.union(({'-' + name!r},))"]
+    lines.append("    set_nulls(obj, nulls)")
+    for j, f in enumerate(f for f in fields if not f.metadata.get("wire", True)):
+        ns[f"other{j}"] = getattr(cls, f.name).__set__
+        lines.append(f"    other{j}(obj, None)")
+    lines.append("    return obj")
+    exec(compile("\n".join(lines), f"<polyrelay plain {cls.__name__}>", "exec"), ns)
+    build: _Check = ns["build"]
+    return build
+
+
+_prompt_details = _builder(
+    PromptTokensDetails,
+    (
+        ("cached_tokens", None, _OPT_INT, True),
+        ("audio_tokens", None, _OPT_INT, True),
+        ("cache_write_tokens", None, _OPT_INT, True),
+    ),
+)
+_completion_details = _builder(
+    CompletionTokensDetails,
+    (
+        ("reasoning_tokens", None, _OPT_INT, True),
+        ("audio_tokens", None, _OPT_INT, True),
+        ("accepted_prediction_tokens", None, _OPT_INT, True),
+        ("rejected_prediction_tokens", None, _OPT_INT, True),
+    ),
+)
+_usage = _builder(
+    Usage,
+    (
+        ("prompt_tokens", 0, _INT, False),
+        ("completion_tokens", 0, _INT, False),
+        ("total_tokens", 0, _INT, False),
+        ("prompt_tokens_details", None, _prompt_details, True),
+        ("completion_tokens_details", None, _completion_details, True),
+    ),
+)
+_message = _builder(
+    ChatCompletionMessage,
+    (
+        ("role", "assistant", _ASSISTANT, False),
+        ("content", None, _OPT_STR, True),
+        ("refusal", None, _OPT_STR, True),
+        ("tool_calls", None, _NULL, True),
+        ("reasoning_content", None, _OPT_STR, True),
+    ),
+)
+_choice = _builder(
+    Choice,
+    (
+        ("index", 0, _INT, False),
+        ("message", _REQUIRED, _message, False),
+        ("finish_reason", None, _OPT_STR, True),
+        ("logprobs", None, _NULL, True),
+    ),
+)
+_completion = _builder(
+    ChatCompletion,
+    (
+        ("id", _REQUIRED, _STR, False),
+        ("object", "chat.completion", _STR, False),
+        ("created", 0, _INT, False),
+        ("model", "", _STR, False),
+        ("choices", (), _array(_choice), False),
+        ("usage", None, _usage, True),
+        ("system_fingerprint", None, _OPT_STR, True),
+        ("service_tier", None, _OPT_STR, True),
+    ),
+)
+
+
+def plain_completion(data: Any) -> Any:
+    """The :class:`ChatCompletion` the general converter would build from ``data``, or :data:`NOT_PLAIN`."""
+    return _completion(data)
