@@ -50,6 +50,14 @@ def _lower_name(name: str) -> str:
     return name.lower()
 
 
+def _parsed_url(url: str, query: Mapping[str, str] | None) -> Any:
+    """``url`` with ``query`` as a ``yarl.URL`` (aiohttp's own URL type): parsed once instead of on every call."""
+    import yarl
+
+    parsed = yarl.URL(url)
+    return parsed.extend_query(query) if query else parsed
+
+
 def _int_or_one(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
@@ -107,6 +115,10 @@ class OpenAICompatProvider:
         # Only a {model} placeholder can make a request URL leave the base URL's origin.
         self._templated = "{model}" in base_url
         self._query = dict(row.query) or None
+        # Built once: the URL (parsed once, when it does not depend on the model) and the headers of a call that
+        # adds none of its own.
+        self._url: Any = None if self._templated else _parsed_url(self.url_for(""), self._query)
+        self._plain_headers = self._build_headers({})
 
     def __repr__(self) -> str:
         return f"OpenAICompatProvider(name={self.name!r}, preset={self.row.name!r}, base_url={self.base_url!r})"
@@ -215,10 +227,13 @@ class OpenAICompatProvider:
         return base + self.row.path
 
     def _headers(self, ctx: CallContext) -> dict[str, str]:
+        return self._build_headers(ctx.extra_headers) if ctx.extra_headers else self._plain_headers
+
+    def _build_headers(self, extra: Mapping[str, str]) -> dict[str, str]:
         # Like the OpenAI SDKs: Accept application/json for streams too (some gateways refuse other values).
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
         headers.update(self.settings.headers)
-        headers.update(ctx.extra_headers)
+        headers.update(extra)
         key = self.settings.api_key
         if key and self.row.auth != "none":
             name = self.row.auth_header if self.row.auth == "header" else "Authorization"
@@ -228,12 +243,16 @@ class OpenAICompatProvider:
         return headers
 
     async def _send(self, wire: WireRequest, ctx: CallContext) -> HttpResponse:
-        url = self.url_for(ctx.model)
-        if self._templated and not same_origin(url, self.base_url):
-            # Only possible with a {model} placeholder in the host: never send the key elsewhere.
-            raise ConfigError(
-                "the model id would change the base URL's origin", key=_key(self.settings.config_path, "base_url")
-            )
+        url = self._url
+        params = None
+        if url is None:
+            url = self.url_for(ctx.model)
+            params = self._query
+            if not same_origin(url, self.base_url):
+                # Only possible with a {model} placeholder in the host: never send the key elsewhere.
+                raise ConfigError(
+                    "the model id would change the base URL's origin", key=_key(self.settings.config_path, "base_url")
+                )
         return await self._transport.request(
             "POST",
             url,
@@ -241,7 +260,7 @@ class OpenAICompatProvider:
             timeouts=ctx.timeouts,
             headers=self._headers(ctx),
             json_body=wire.body,
-            params=self._query,
+            params=params,
             deadline=ctx.deadline,
             secrets=self._secrets,
         )

@@ -42,6 +42,7 @@ from polyrelay.errors import (
 
 if TYPE_CHECKING:
     import aiohttp
+    import yarl
 
     from polyrelay.sse import ServerSentEvent
 
@@ -300,6 +301,9 @@ class Transport:
             )
             s = self._session = aiohttp.ClientSession(
                 connector=connector,
+                # No cookie jar: one session serves every caller and upstream of this Router, so a cookie one
+                # response set must never ride along on another caller's request (and jar lookups cost per call).
+                cookie_jar=aiohttp.DummyCookieJar(),
                 headers={"User-Agent": self.user_agent},
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
@@ -322,7 +326,7 @@ class Transport:
     async def request(
         self,
         method: str,
-        url: str,
+        url: str | yarl.URL,
         *,
         provider: str,
         timeouts: Timeouts,
@@ -352,10 +356,11 @@ class Transport:
             if wait is None or left <= wait:
                 wait, by_deadline = max(0.0, left), True
         body: Any = data
-        hdrs = dict(headers) if headers else {}
+        hdrs: Mapping[str, str] = headers or {}
         if json_body is not None:
             body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
-            hdrs.setdefault("Content-Type", "application/json")
+            if "Content-Type" not in hdrs:
+                hdrs = {**hdrs, "Content-Type": "application/json"}
         try:
             async with asyncio.timeout(wait):
                 raw = await self.session.request(
