@@ -105,6 +105,9 @@ class OpenAICompatProvider:
     """A :class:`~polyrelay.provider.ChatProvider` for one OpenAI-compatible upstream, described by a
     :class:`~polyrelay_openai._rows.CompatRow`."""
 
+    #: Every wait of chat() is a transport call given ctx.deadline (see polyrelay.provider.ENFORCES_DEADLINE).
+    enforces_deadline = True
+
     def __init__(self, *, settings: ProviderSettings, transport: Transport, row: CompatRow, base_url: str) -> None:
         self.settings = settings
         self.row = row

@@ -91,7 +91,7 @@ from polyrelay.errors import (
 )
 from polyrelay.hooks import AttemptEvent, FailoverEvent, FailoverReason, HookSet, RetryEvent
 from polyrelay.policy import Policy, RetryPolicy
-from polyrelay.provider import CallContext, ChatProvider
+from polyrelay.provider import ENFORCES_DEADLINE, CallContext, ChatProvider
 from polyrelay.strategies import LatencyStats, order_targets
 from polyrelay.types.chat import ChatRequest
 from polyrelay.types.completion import Attempt, ChatCompletion, ResponseMeta
@@ -116,6 +116,8 @@ _CIRCUIT_FAILURES: tuple[type[BaseException], ...] = (
     InvalidUpstreamResponse,
     StreamInterrupted,
 )
+# A transport's deadline timer may fire a hair before the clock reads the deadline (loop clock resolution).
+_DEADLINE_SLACK = 1e-3
 # Errors a call may meet on one target and still be answered by another (the walk catches them).
 _WALK_ERRORS: tuple[type[BaseException], ...] = (UpstreamError, InvalidRequest, TargetBusy)
 
@@ -462,8 +464,8 @@ class Engine:
             model=cand.model,
         )
 
-    def deadline_passed(self, call: CallState) -> bool:
-        return call.expired or self.clock() >= call.deadline
+    def deadline_passed(self, call: CallState, *, slack: float = 0.0) -> bool:
+        return call.expired or self.clock() >= call.deadline - slack
 
     # -- one target: first attempt, then tenacity ---------------------------------------------------------------
     async def _on_target(
@@ -598,13 +600,20 @@ class Engine:
         start = self.clock()
         deadline = self.loop_deadline(call)
         try:
-            try:
-                async with asyncio.timeout_at(deadline) as cm:
-                    result = await provider.chat(call.request, self.context(call, cand, policy, deadline))
-            except TimeoutError as exc:
-                raise self.timeout_error(call, cand, cm.expired(), exc) from exc
+            ctx = self.context(call, cand, policy, deadline)
+            if deadline is None or getattr(provider, ENFORCES_DEADLINE, False) is True:
+                # The provider's transport waits end at the deadline: a second timer here would only cost.
+                result = await provider.chat(call.request, ctx)
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline) as cm:
+                        result = await provider.chat(call.request, ctx)
+                except TimeoutError as exc:
+                    raise self.timeout_error(call, cand, cm.expired(), exc) from exc
         except (UpstreamError, InvalidRequest) as exc:
             slots.release()
+            if isinstance(exc, DeadlineExceeded) and self.deadline_passed(call, slack=_DEADLINE_SLACK):
+                call.expired = True  # the transport's own deadline check: the call's budget is spent
             self.attempt_failed(call, cand, policy, exc, start, number, probe)
             raise
         except BaseException:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_VERSION",
+    "ENFORCES_DEADLINE",
     "CallContext",
     "ChatProvider",
     "ImageProvider",
@@ -143,6 +144,12 @@ class ChatProvider(Protocol):
         ...
 
     def capabilities(self, model: str) -> ModelCapabilities: ...
+
+
+#: Optional attribute of a :class:`ChatProvider` (not part of the protocol check): ``enforces_deadline = True``
+#: declares that every wait of ``chat()`` goes through the transport with ``ctx.deadline`` (so it cannot outlive the
+#: call's deadline). The router then arms no timer of its own around the attempt; without it, it does.
+ENFORCES_DEADLINE = "enforces_deadline"
 
 
 @runtime_checkable

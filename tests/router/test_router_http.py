@@ -243,6 +243,18 @@ async def test_no_response_on_the_only_target_ends_at_its_deadline(env: Env) -> 
         await ask(r2, model="solo")
 
 
+async def test_the_transport_ends_a_hanging_attempt_at_the_calls_deadline(env: Env) -> None:
+    """The OpenAI provider declares ``enforces_deadline``: the router arms no timer of its own, and the transport's
+    deadline still ends the call as a DeadlineExceeded, with no budget left to fail over."""
+    assert polyrelay_openai._provider.OpenAICompatProvider.enforces_deadline is True
+    env.primary.add_fault(Fault.no_response(), times=None)
+    r = env.router(policy={"timeouts": {"first_byte": None}, "deadline": SHORT})
+    with pytest.raises(DeadlineExceeded):
+        await ask(r)
+    assert chat_requests(env.primary) == 1
+    assert chat_requests(env.backup) == 0
+
+
 # -- streams -----------------------------------------------------------------------------------------------------------
 
 
