@@ -16,13 +16,22 @@ KNOWN = frozenset({"openai", "gemini", "anthropic"})
 BASE: dict[str, Any] = {
     "providers": {
         "openai": {"type": "openai", "api_key": "${OPENAI_API_KEY}"},
-        "relay": {"type": "openai", "base_url": "https://relay.example.com/v1/", "api_key": "${RELAY_KEY}",
-                  "auth": "raw", "headers": {"X-Org": "${ORG:-acme}"}},
+        "relay": {
+            "type": "openai",
+            "base_url": "https://relay.example.com/v1/",
+            "api_key": "${RELAY_KEY}",
+            "auth": "raw",
+            "headers": {"X-Org": "${ORG:-acme}"},
+        },
         "gemini": {"type": "gemini", "api_key": "${GEMINI_API_KEY:-}"},
     },
     "models": {
-        "gpt-4o": {"targets": ["openai/gpt-4o", {"provider": "relay", "model": "gpt-4o", "weight": 2}],
-                   "fallbacks": ["gemini-2.5-flash"], "aliases": ["4o"], "strategy": "weighted"},
+        "gpt-4o": {
+            "targets": ["openai/gpt-4o", {"provider": "relay", "model": "gpt-4o", "weight": 2}],
+            "fallbacks": ["gemini-2.5-flash"],
+            "aliases": ["4o"],
+            "strategy": "weighted",
+        },
         "gemini-2.5-flash": {"targets": ["gemini/gemini-2.5-flash"]},
         "claude-*": {"targets": ["relay/{model}"]},
     },
@@ -69,17 +78,22 @@ def test_secret_never_in_repr() -> None:
         (lambda d: d["models"]["gpt-4o"].update(fallback=[]), "models.gpt-4o.fallback", "did you mean 'fallbacks'"),
         (lambda d: d["models"]["gpt-4o"]["targets"].append("nope/x"), "models.gpt-4o.targets[2]", "unknown provider"),
         (lambda d: d["models"]["gpt-4o"]["targets"].append("no-slash"), "models.gpt-4o.targets[2]", "provider/model"),
-        (lambda d: d["models"]["gpt-4o"]["targets"][1].update(weight=0), "models.gpt-4o.targets[1].weight",
-         "positive"),
+        (lambda d: d["models"]["gpt-4o"]["targets"][1].update(weight=0), "models.gpt-4o.targets[1].weight", "positive"),
         (lambda d: d["models"]["gpt-4o"].update(fallbacks=["gpt-5"]), "models.gpt-4o.fallbacks[0]", "unknown model"),
-        (lambda d: d["models"]["gpt-4o"].update(policy={"retry": {"max_attemps": 1}}),
-         "models.gpt-4o.policy.retry.max_attemps", "did you mean 'max_attempts'"),
+        (
+            lambda d: d["models"]["gpt-4o"].update(policy={"retry": {"max_attemps": 1}}),
+            "models.gpt-4o.policy.retry.max_attemps",
+            "did you mean 'max_attempts'",
+        ),
         (lambda d: d["models"]["gpt-4o"].update(strategy="fastest"), "models.gpt-4o.strategy", "must be one of"),
         (lambda d: d.update(policy={"timeouts": {"idle": "soon"}}), "policy.timeouts.idle", "number"),
         (lambda d: d["models"].update({"x.y": {"targets": []}}), 'models."x.y".targets', "non-empty"),
         (lambda d: d.update(pool={"max_conections": 1}), "pool.max_conections", "did you mean 'max_connections'"),
-        (lambda d: d["models"]["gemini-2.5-flash"].update(aliases=["4o"]), 'models."gemini-2.5-flash".aliases',
-         "already"),
+        (
+            lambda d: d["models"]["gemini-2.5-flash"].update(aliases=["4o"]),
+            'models."gemini-2.5-flash".aliases',
+            "already",
+        ),
     ],
 )
 def test_errors_name_the_key(mutate: Any, key: str, hint: str) -> None:

@@ -72,8 +72,14 @@ def test_redact_full_and_partial_echoes() -> None:
     ],
 )
 def test_error_for_status(status: int, code: str | None, cls: type[UpstreamError], retryable: bool) -> None:
-    err = error_for_status(status, f"boom {KEY}", provider="p", code=code, secrets=[Secret(KEY)],
-                           headers={"authorization": f"Bearer {KEY}", "x-request-id": "req-1"})
+    err = error_for_status(
+        status,
+        f"boom {KEY}",
+        provider="p",
+        code=code,
+        secrets=[Secret(KEY)],
+        headers={"authorization": f"Bearer {KEY}", "x-request-id": "req-1"},
+    )
     assert type(err) is cls
     assert err.retryable is retryable
     assert err.status == status and err.provider == "p"

@@ -134,8 +134,13 @@ def test_content_parts_and_bare_image_url() -> None:
         ({"model": "m", "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
         ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
         (
-            {"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": [
-                {"type": "text", "text": "a"}, {"type": "image_url", "image_url": 7}]}]},
+            {
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": 7}]},
+                ],
+            },
             "messages[1].content[1].image_url",
         ),
         ({"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
@@ -161,8 +166,13 @@ def test_invalid_upstream_response() -> None:
 
 
 def test_explicit_nulls_round_trip() -> None:
-    body = {"model": "m", "messages": [{"role": "assistant", "content": None, "tool_calls": None}],
-            "tool_choice": None, "stop": None, "max_tokens": None}
+    body = {
+        "model": "m",
+        "messages": [{"role": "assistant", "content": None, "tool_calls": None}],
+        "tool_choice": None,
+        "stop": None,
+        "max_tokens": None,
+    }
     r = parse_request(body)
     assert r.tool_choice is None and r.stop is None
     assert to_json(r) == body

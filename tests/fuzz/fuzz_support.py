@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -153,3 +154,13 @@ def load_cassettes(folder: Any) -> list[dict[str, Any]]:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
         out.extend(data.get("interactions") or [])
     return out
+
+
+def attrs_state(value: Any) -> Any:
+    """Every field of an attrs object, recursively, including the ones equality ignores (``explicit_nulls``)."""
+    cls = type(value)
+    if attrs.has(cls):
+        return (cls.__name__, tuple((a.name, attrs_state(getattr(value, a.name))) for a in attrs.fields(cls)))
+    if isinstance(value, tuple | list):
+        return tuple(attrs_state(v) for v in value)
+    return value

@@ -22,7 +22,7 @@ from unittest import mock
 
 import attrs
 import pytest
-from fuzz_support import MUTATIONS, fuzz, json_paths, json_values, load_cassettes, mutate
+from fuzz_support import MUTATIONS, attrs_state, fuzz, json_paths, json_values, load_cassettes, mutate
 from hypothesis import given
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -32,7 +32,7 @@ from polyrelay.provider import CallContext, ChatProvider, ProviderSettings, Prov
 from polyrelay.sse import ServerSentEvent, SSEDecoder, encode_event
 from polyrelay.transport import Timeouts, Transport
 from polyrelay.types._converters import _plain_chunk, fast_openai_converter, parse_completion, text_delta_chunk, to_json
-from polyrelay.types._plain_completion import NOT_PLAIN, plain_completion
+from polyrelay.types._plain import NOT_PLAIN, plain_completion
 from polyrelay.types.chat import ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
 from polyrelay_openai import _response as openai_response
@@ -349,16 +349,6 @@ def test_unmutated_recorded_responses_parse_or_raise_classified_errors(kind: str
 # -- the chunk fast path agrees with the general converter ------------------------------------------------------
 
 
-def _state(value: Any) -> Any:
-    """Every field of an attrs object, recursively, including the ones equality ignores (``explicit_nulls``)."""
-    cls = type(value)
-    if attrs.has(cls):
-        return (cls.__name__, tuple((a.name, _state(getattr(value, a.name))) for a in attrs.fields(cls)))
-    if isinstance(value, tuple | list):
-        return tuple(_state(v) for v in value)
-    return value
-
-
 RECORDED_CHUNKS: list[Any] = [
     parsed
     for rec in BY_KIND["openai"]
@@ -381,7 +371,7 @@ def test_the_chunk_fast_path_builds_what_the_converter_builds(data: Any) -> None
     if fast is None:
         return  # not a plain chunk: the general path handles it
     general = fast_openai_converter().structure(data, ChatCompletionChunk)
-    assert _state(fast) == _state(general)
+    assert attrs_state(fast) == attrs_state(general)
     assert to_json(fast) == to_json(general)
 
 
@@ -414,7 +404,7 @@ def test_the_text_delta_fast_path_builds_what_the_converter_builds(data: Any) ->
     if fast is None:
         return  # something in it is not plain: the assembler falls back to parse_chunk
     general = fast_openai_converter().structure({k: v for k, v in data.items() if k != "usage"}, ChatCompletionChunk)
-    assert _state(fast) == _state(general)
+    assert attrs_state(fast) == attrs_state(general)
     assert to_json(fast) == to_json(general)
     assert repr(fast) == repr(general)
 
@@ -445,14 +435,14 @@ def test_the_completion_fast_path_builds_what_the_converter_builds(data: Any) ->
     if fast is NOT_PLAIN:
         return  # not plain: the general path handles it
     general = fast_openai_converter().structure(data, ChatCompletion)
-    assert _state(fast) == _state(general)
+    assert attrs_state(fast) == attrs_state(general)
     assert to_json(fast) == to_json(general)
     assert repr(fast) == repr(general)
 
 
 def _normalized(data: Any, row: CompatRow) -> tuple[str, Any]:
     try:
-        return "ok", _state(normalize_completion(copy.deepcopy(data), row, ids_back={}, provider="p"))
+        return "ok", attrs_state(normalize_completion(copy.deepcopy(data), row, ids_back={}, provider="p"))
     except UpstreamError as exc:
         return type(exc).__name__, str(exc)
 

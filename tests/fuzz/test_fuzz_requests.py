@@ -17,12 +17,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fuzz_support import fuzz, json_values, load_cassettes, mutated
+from fuzz_support import attrs_state, fuzz, json_values, load_cassettes, mutated
 from hypothesis import given
 from hypothesis import strategies as st
 
 from polyrelay.errors import InvalidRequest
-from polyrelay.types._converters import parse_request, to_json
+from polyrelay.types._converters import openai_converter, parse_request, to_json
+from polyrelay.types._plain import NOT_PLAIN, plain_request
 from polyrelay.types.chat import ChatRequest
 
 RECORDED = Path(__file__).parents[1] / "fixtures" / "recorded"
@@ -154,6 +155,8 @@ def check(data: Any) -> ChatRequest | None:
             node = node[step]
         return None
     assert isinstance(request, ChatRequest)
+    if plain_request(data) is not NOT_PLAIN:  # it took the fast path: the general converter builds the same
+        assert attrs_state(request) == attrs_state(openai_converter().structure(data, ChatRequest))
     return request
 
 
@@ -205,6 +208,8 @@ def test_mutated_generated_requests(data: st.DataObject) -> None:
 
 def test_recorded_requests_were_found() -> None:
     assert len(RECORDED_REQUESTS) >= 40
+    # Plain text conversations take the fast path (so the differential check in check() is not vacuous).
+    assert sum(plain_request(r) is not NOT_PLAIN for r in RECORDED_REQUESTS) >= 10
 
 
 @fuzz(2)

@@ -143,19 +143,41 @@ def test_markdown_per_media_type() -> None:
 
 
 def test_text_outputs_and_workflow_outputs() -> None:
-    lyrics = Task(id="t", model="m", provider="suno", kind="audio", status="succeeded", upstream_id="u",
-                  outputs=(Artifact(media_type="text/plain", title="Night Drive", extra={"text": "la la"}),))
+    lyrics = Task(
+        id="t",
+        model="m",
+        provider="suno",
+        kind="audio",
+        status="succeeded",
+        upstream_id="u",
+        outputs=(Artifact(media_type="text/plain", title="Night Drive", extra={"text": "la la"}),),
+    )
     assert render_markdown(lyrics) == "**Night Drive**\n\nla la"
-    workflow = Task(id="t", model="m", provider="dify", kind="workflow", status="succeeded", upstream_id="u",
-                    extra={"outputs": {"answer": "42"}})
+    workflow = Task(
+        id="t",
+        model="m",
+        provider="dify",
+        kind="workflow",
+        status="succeeded",
+        upstream_id="u",
+        extra={"outputs": {"answer": "42"}},
+    )
     assert render_markdown(workflow) == '```json\n{\n  "answer": "42"\n}\n```'
     empty = Task(id="t", model="m", provider="p", kind="image", status="succeeded", upstream_id="u")
     assert render_markdown(empty) == "(no output)"
 
 
 def test_status_line_names_the_running_node() -> None:
-    running = Task(id="t", model="m", provider="dify", kind="workflow", status="running", upstream_id="u",
-                   progress=2 / 3, extra={"node": "Render the poster"})
+    running = Task(
+        id="t",
+        model="m",
+        provider="dify",
+        kind="workflow",
+        status="running",
+        upstream_id="u",
+        progress=2 / 3,
+        extra={"node": "Render the poster"},
+    )
     assert status_line(running) == "status: running 67% (Render the poster)\n"
     done = attrs.evolve(running, status="succeeded", progress=1.0)
     assert status_line(done) == "status: succeeded\n"

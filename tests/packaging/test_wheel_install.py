@@ -41,8 +41,11 @@ def installed_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     py = env_dir / "bin" / "python"
     r = _run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(core)])
-    if r.returncode != 0 and ("No matching distribution" in r.stderr or "Could not find a version" in r.stderr
-                              or "NewConnectionError" in r.stderr):
+    if r.returncode != 0 and (
+        "No matching distribution" in r.stderr
+        or "Could not find a version" in r.stderr
+        or "NewConnectionError" in r.stderr
+    ):
         pytest.skip(f"package index unreachable, cannot install dependencies: {r.stderr[-300:]}")
     assert r.returncode == 0, r.stdout + r.stderr
     r = _run([str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps", str(plugin)])
@@ -107,5 +110,4 @@ def test_out_of_tree_plugin_routes(installed_venv: Path) -> None:
     r = _run([str(installed_venv), "-c", script], cwd="/")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out == {"text": ">yalerylop", "provider": "mine", "model": "rev-1", "direct": ">cba",
-                   "streamed": ">zyx"}
+    assert out == {"text": ">yalerylop", "provider": "mine", "model": "rev-1", "direct": ">cba", "streamed": ">zyx"}

@@ -11,7 +11,7 @@ import cattrs
 
 from polyrelay.errors import InvalidRequest, InvalidUpstreamResponse
 from polyrelay.serde import WireConverter, first_error, json_kind
-from polyrelay.types._plain_completion import NOT_PLAIN, plain_completion
+from polyrelay.types._plain import NOT_PLAIN, plain_completion, plain_request
 from polyrelay.types.chat import (
     ChatRequest,
     ContentPart,
@@ -149,6 +149,9 @@ def parse_request(data: Mapping[str, Any]) -> ChatRequest:
     for key in ("model", "messages"):
         if key not in data:
             raise InvalidRequest("is required", path=key)
+    request = plain_request(data)
+    if request is not NOT_PLAIN:
+        return cast(ChatRequest, request)
     try:
         return openai_converter().structure(data, ChatRequest)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:

@@ -1,12 +1,13 @@
-"""The fast path of :func:`~polyrelay.types._converters.parse_completion` for the commonest completion body.
+"""Fast paths of :func:`~polyrelay.types._converters.parse_completion` and ``parse_request`` for the plain shapes.
 
 Most answers are one plain shape: choices whose message is text (no tool calls, no logprobs) and a usage object of
-integers. :func:`plain_completion` builds exactly what the general converter builds for such a body (the same field
-values, ``extra`` and ``explicit_nulls``), with each object made by ``object.__new__`` and its slots set directly:
-the keyword ``__init__`` of frozen attrs classes and cattrs' per-field dispatch are most of the general path's cost.
-Anything else (a wrong type, a float where an int belongs, tool calls, logprobs, a missing required key) returns
-:data:`NOT_PLAIN`, and the caller takes the general path, which also produces the error message.
-``tests/fuzz/test_fuzz_parsers.py`` checks that both paths agree, on mutated recorded bodies.
+integers; most requests are text messages with a few scalar settings. :func:`plain_completion` and
+:func:`plain_request` build exactly what the general converter builds for such bodies (the same field values,
+``extra`` and ``explicit_nulls``), with each object made by ``object.__new__`` and its slots set directly: the
+keyword ``__init__`` of frozen attrs classes and cattrs' per-field dispatch are most of the general path's cost.
+Anything else (a wrong type, a float where an int belongs, tool calls, content parts, a missing required key)
+returns :data:`NOT_PLAIN`, and the caller takes the general path, which also produces the error message.
+``tests/fuzz/`` checks that both paths agree (mutated recorded responses; arbitrary request JSON).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Final
 
 import attrs
 
+from polyrelay.types.chat import ROLES, ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import (
     ChatCompletion,
     ChatCompletionMessage,
@@ -25,7 +27,7 @@ from polyrelay.types.completion import (
     Usage,
 )
 
-__all__ = ["NOT_PLAIN", "plain_completion"]
+__all__ = ["NOT_PLAIN", "plain_completion", "plain_request"]
 
 #: Returned when the body is not of the plain shape (``None`` is a legitimate value of optional fields).
 NOT_PLAIN: Final = object()
@@ -43,6 +45,14 @@ _INT = "v.__class__ is not int"  # a bool's class is bool; a float (which the ge
 _OPT_INT = "v is not None and v.__class__ is not int"
 _NULL = "v is not None"
 _ASSISTANT = "v.__class__ is not str or v != 'assistant'"
+_OPT_BOOL = "v is not None and v.__class__ is not bool"
+_ROLE = "v.__class__ is not str or v not in ROLES"
+
+
+def _float(v: Any) -> Any:
+    # The general path's float: any JSON number but a boolean, as a float.
+    c = v.__class__
+    return v if c is float else float(v) if c is int else NOT_PLAIN
 
 
 def _array(build: _Check) -> _Check:
@@ -88,6 +98,7 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
         "cls": cls,
         "known": frozenset(names),
         "NO_NULLS": _NO_NULLS,
+        "ROLES": ROLES,
         "set_extra": cls.extra.__set__,  # type: ignore[attr-defined]
         "set_nulls": cls.explicit_nulls.__set__,  # type: ignore[attr-defined]
     }
@@ -185,6 +196,54 @@ _completion = _builder(
 )
 
 
+_message_in = _builder(
+    Message,
+    (
+        ("role", _REQUIRED, _ROLE, False),
+        ("content", None, _OPT_STR, True),
+        ("name", None, _OPT_STR, True),
+        ("tool_calls", None, _NULL, True),
+        ("tool_call_id", None, _OPT_STR, True),
+        ("refusal", None, _OPT_STR, True),
+        ("reasoning_content", None, _OPT_STR, True),
+    ),
+)
+_stream_options = _builder(StreamOptions, (("include_usage", None, _OPT_BOOL, True),))
+_request = _builder(
+    ChatRequest,
+    (
+        ("model", _REQUIRED, _STR, False),
+        ("messages", _REQUIRED, _array(_message_in), False),
+        ("stream", None, _OPT_BOOL, True),
+        ("stream_options", None, _stream_options, True),
+        ("tools", None, _NULL, True),
+        ("tool_choice", None, _NULL, True),
+        ("parallel_tool_calls", None, _OPT_BOOL, True),
+        ("response_format", None, _NULL, True),
+        ("n", None, _OPT_INT, True),
+        ("stop", None, _NULL, True),
+        ("max_tokens", None, _OPT_INT, True),
+        ("max_completion_tokens", None, _OPT_INT, True),
+        ("temperature", None, _float, True),
+        ("top_p", None, _float, True),
+        ("presence_penalty", None, _float, True),
+        ("frequency_penalty", None, _float, True),
+        ("logit_bias", None, _NULL, True),
+        ("logprobs", None, _OPT_BOOL, True),
+        ("top_logprobs", None, _OPT_INT, True),
+        ("seed", None, _OPT_INT, True),
+        ("user", None, _OPT_STR, True),
+        ("reasoning_effort", None, _OPT_STR, True),
+        ("modalities", None, _NULL, True),
+    ),
+)
+
+
 def plain_completion(data: Any) -> Any:
     """The :class:`ChatCompletion` the general converter would build from ``data``, or :data:`NOT_PLAIN`."""
     return _completion(data)
+
+
+def plain_request(data: Any) -> Any:
+    """The :class:`ChatRequest` the general converter would build from ``data``, or :data:`NOT_PLAIN`."""
+    return _request(data)
