@@ -15,7 +15,7 @@ transport never follows redirects.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -48,6 +48,41 @@ _META_HEADER_PREFIXES = ("x-ratelimit-", "openai-", "x-request-id", "x-generatio
 def _lower_name(name: str) -> str:
     # Response header names repeat on every response: lower-case each distinct one once.
     return name.lower()
+
+
+class _KeptHeaders(Mapping[str, str]):
+    """The response headers worth handing to the caller (rate-limit state, request ids), picked out of all of them
+    on first use: most callers never look, and the filtering was a measurable part of every call. Names are
+    case-insensitive, as in the response."""
+
+    __slots__ = ("_kept", "_raw")
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self._raw = raw
+        self._kept: Mapping[str, str] | None = None
+
+    def _dict(self) -> Mapping[str, str]:
+        kept = self._kept
+        if kept is None:
+            from multidict import CIMultiDict
+
+            lower = _lower_name
+            kept = self._kept = CIMultiDict(
+                [(k, v) for k, v in self._raw.items() if lower(k).startswith(_META_HEADER_PREFIXES)]
+            )
+        return kept
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return repr(dict(self._dict()))
 
 
 def _parsed_url(url: str, query: Mapping[str, str] | None) -> Any:
@@ -291,8 +326,7 @@ class OpenAICompatProvider:
         )
 
     def _meta(self, ctx: CallContext, warnings: tuple[CallWarning, ...], resp: HttpResponse) -> ResponseMeta:
-        lower = _lower_name
-        headers = {k: v for k, v in resp.headers.items() if lower(k).startswith(_META_HEADER_PREFIXES)}
+        headers = _KeptHeaders(resp.headers)
         return ResponseMeta(
             provider=self.name,
             model=ctx.model,

@@ -243,6 +243,19 @@ async def test_no_response_on_the_only_target_ends_at_its_deadline(env: Env) -> 
         await ask(r2, model="solo")
 
 
+async def test_meta_carries_the_rate_limit_and_request_id_headers_only(env: Env) -> None:
+    resp = await ask(env.router())
+    assert resp.meta is not None
+    headers = dict(resp.meta.headers)
+    assert resp.meta.headers["x-ratelimit-limit-requests"].isdigit()
+    assert resp.meta.headers["x-request-id"] == resp.meta.request_id  # case-insensitive, like the response's
+    assert "X-Request-ID" in headers
+    assert "openai-version" in headers
+    assert not any(k.lower() in ("content-type", "content-length", "date", "server") for k in headers)
+    assert resp.meta.headers == headers and len(resp.meta.headers) == len(headers)
+    assert repr(headers) in repr(resp.meta.headers)
+
+
 async def test_the_transport_ends_a_hanging_attempt_at_the_calls_deadline(env: Env) -> None:
     """The OpenAI provider declares ``enforces_deadline``: the router arms no timer of its own, and the transport's
     deadline still ends the call as a DeadlineExceeded, with no budget left to fail over."""
