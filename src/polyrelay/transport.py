@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from polyrelay._watchdog import Watchdog
 from polyrelay.errors import (
     ConnectionFailed,
     ConnectTimeout,
@@ -276,6 +277,10 @@ def _classify_read_error(exc: Exception, provider: str, secrets: Iterable[Secret
     return exc
 
 
+class _NoHeaders(Exception):
+    """The first-byte wait (or the deadline) ran out: raised inside :meth:`Transport.request` only."""
+
+
 class Transport:
     """The HTTP client shared by every provider of one Router."""
 
@@ -284,6 +289,7 @@ class Transport:
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._client_timeouts: dict[Timeouts, Any] = {}
+        self._watchdog: Watchdog | None = None  # for the first-byte waits, made in the loop of the session
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -361,9 +367,15 @@ class Transport:
             body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
             if "Content-Type" not in hdrs:
                 hdrs = {**hdrs, "Content-Type": "application/json"}
+        session = self.session
+        dog = self._watchdog
+        if dog is None or dog.loop is not loop:
+            dog = self._watchdog = Watchdog(loop)
+        task = asyncio.current_task(loop)
+        watch = None if wait is None or task is None else dog.watch(task, now + wait)
         try:
-            async with asyncio.timeout(wait):
-                raw = await self.session.request(
+            try:
+                raw = await session.request(
                     method,
                     url,
                     data=body,
@@ -372,16 +384,26 @@ class Transport:
                     timeout=self._client_timeout(timeouts),
                     allow_redirects=False,
                 )
-        except TimeoutError as exc:
+            except asyncio.CancelledError as exc:
+                if watch is not None and watch.expired():
+                    raise _NoHeaders from exc
+                raise
+            finally:
+                if watch is not None:
+                    dog.done(watch)
+            if watch is not None and watch.fired:
+                watch.expired()  # answered as the timeout fired: withdraw its cancel, as asyncio.timeout does
+        except _NoHeaders as exc:
             if by_deadline:
                 raise DeadlineExceeded(
                     "the call's deadline ran out before the upstream answered", provider=provider
                 ) from exc
             raise FirstByteTimeout(f"no response headers within {timeouts.first_byte}s", provider=provider) from exc
+        # aiohttp's own timeouts are TimeoutError subclasses too: the connect timeout must be told apart.
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectTimeout(f"could not connect within {timeouts.connect}s", provider=provider) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise FirstByteTimeout(f"upstream read timed out: {exc}", provider=provider) from exc
+        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
+            raise FirstByteTimeout(f"upstream read timed out: {exc or type(exc).__name__}", provider=provider) from exc
         except (aiohttp.ClientError, OSError) as exc:
             msg = redact(str(exc), secrets) or type(exc).__name__
             raise ConnectionFailed(f"{type(exc).__name__}: {msg}", provider=provider) from exc
