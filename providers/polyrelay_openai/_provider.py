@@ -15,7 +15,7 @@ transport never follows redirects.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -280,7 +280,8 @@ class OpenAICompatProvider:
             headers[name] = f"Bearer {key.reveal()}" if self.row.auth == "bearer" else key.reveal()
         return headers
 
-    async def _send(self, wire: WireRequest, ctx: CallContext) -> HttpResponse:
+    def _send(self, wire: WireRequest, ctx: CallContext) -> Coroutine[Any, Any, HttpResponse]:
+        # A plain function returning the transport's coroutine: one frame fewer on every resume of the call.
         url = self._url
         params = None
         if url is None:
@@ -291,7 +292,7 @@ class OpenAICompatProvider:
                 raise ConfigError(
                     "the model id would change the base URL's origin", key=_key(self.settings.config_path, "base_url")
                 )
-        return await self._transport.request(
+        return self._transport.request(
             "POST",
             url,
             provider=self.name,

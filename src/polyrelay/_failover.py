@@ -353,8 +353,18 @@ class Engine:
                             continue
                     call.tried.add(cand.key)
                     alt = _Alternatives(call, breaker, ordered, i, routes)
+                    probe = admission == "probe"
                     try:
-                        return await self._on_target(call, cand, policy, admission == "probe", alt, attempt), cand
+                        try:
+                            # The first attempt runs here, outside any retry machinery (the fast path; a frame
+                            # fewer on every resume); retries on this target are _retry_target's.
+                            return await attempt(cand, policy, call, alt, probe, 1), cand
+                        except UpstreamError as exc:
+                            if policy.retry.max_attempts < 2 or not self._retry_here(exc, cand, policy, call, alt):
+                                raise
+                            first: BaseException = exc
+                        # Outside the except block, so later errors are not chained to the first one.
+                        return await self._retry_target(call, cand, policy, alt, attempt, first), cand
                     except _WALK_ERRORS as exc:
                         step = self._next_step(call, exc)
                         if step == "raise":
@@ -476,22 +486,17 @@ class Engine:
     def deadline_passed(self, call: CallState, *, slack: float = 0.0) -> bool:
         return call.expired or self.clock() >= call.deadline - slack
 
-    # -- one target: first attempt, then tenacity ---------------------------------------------------------------
-    async def _on_target(
+    # -- one target: after its first attempt failed, tenacity ---------------------------------------------------
+    async def _retry_target(
         self,
         call: CallState,
         cand: Candidate,
         policy: Policy,
-        probe: bool,
         alt: Callable[[], bool],
         attempt: _AttemptFn[T],
+        first: BaseException,
     ) -> T:
-        try:
-            return await attempt(cand, policy, call, alt, probe, 1)
-        except UpstreamError as exc:
-            if policy.retry.max_attempts < 2 or not self._retry_here(exc, cand, policy, call, alt):
-                raise
-            first: BaseException = exc
+        """The remaining attempts on ``cand`` (the first one, made by :meth:`run`, failed with ``first``)."""
         pending = [first]
         number = [1]
 

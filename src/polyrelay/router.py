@@ -595,7 +595,11 @@ class ChatCompletions:
             return await bridge.complete(request)
         if stream:
             return router.stream(request, policy=policy, timeout=timeout, extra_headers=extra_headers)
-        return await router.complete(request, policy=policy, timeout=timeout, extra_headers=extra_headers)
+        # Router.complete inlined: one coroutine frame fewer between the caller and the socket.
+        call = router._prepare(request, policy=policy, timeout=timeout, extra_headers=extra_headers)
+        engine = router._engine
+        completion, cand = await engine.run(call, engine.chat_attempt)
+        return engine.finish_completion(call, cand, completion)
 
 
 class ChatNamespace:
