@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import json as _json
-import json.scanner as _json_scanner
 import re
 from typing import Any, Final
 
 import attrs
 
+from polyrelay._json import loads_str
 from polyrelay.errors import InvalidRequest, InvalidUpstreamResponse
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent", "encode_event"]
@@ -43,9 +43,6 @@ _LF: Final = 0x0A
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 # How much of an unparsable event to keep on the error (in .body, not in the message) for debugging.
 _EXCERPT_CHARS: Final = 200
-# json.loads() minus its wrapping (type checks, two whitespace regex matches) for the common case of data that is
-# exactly one JSON value; anything else (surrounding whitespace, errors) goes through json.loads() as before.
-_scan_once: Final = _json_scanner.make_scanner(_json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: a decoder is the context
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -63,16 +60,8 @@ class ServerSentEvent:
 
     def json(self) -> Any:
         """``json.loads(self.data)``; raises :class:`InvalidUpstreamResponse` if the data is not JSON."""
-        data = self.data
         try:
-            value, end = _scan_once(data, 0)
-        except (StopIteration, ValueError, RecursionError):
-            pass
-        else:
-            if end == len(data):
-                return value
-        try:
-            return _json.loads(self.data)
+            return loads_str(self.data)
         except (ValueError, RecursionError) as exc:
             kind = f"event {self.event!r}" if self.event is not None else "event"
             # The data itself goes into .body, not the message: it is upstream text of unknown content.

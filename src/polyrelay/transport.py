@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from polyrelay._json import dumps_bytes, loads_str
 from polyrelay._watchdog import Watchdog
 from polyrelay.errors import (
     ConnectionFailed,
@@ -185,8 +186,12 @@ class HttpResponse:
         """The body parsed as JSON; :class:`InvalidUpstreamResponse` when it is not JSON."""
         body = await self.read()
         try:
-            return json.loads(body)
-        except ValueError as exc:
+            return loads_str(body.decode())  # JSON is UTF-8 (RFC 8259): the common case, without json.loads' wrapping
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            pass
+        try:
+            return json.loads(body)  # a BOM, UTF-16/32: json.loads detects them; or the error to report
+        except (ValueError, RecursionError) as exc:
             snippet = redact(body[:200].decode("utf-8", "replace"), self._secrets)
             raise InvalidUpstreamResponse(
                 f"upstream returned a body that is not JSON (status {self.status}): {snippet!r}",
@@ -364,7 +369,7 @@ class Transport:
         body: Any = data
         hdrs: Mapping[str, str] = headers or {}
         if json_body is not None:
-            body = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            body = dumps_bytes(json_body)
             if "Content-Type" not in hdrs:
                 hdrs = {**hdrs, "Content-Type": "application/json"}
         session = self.session

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from polyrelay._watchdog import Watchdog
-from polyrelay.errors import ConnectTimeout, DeadlineExceeded, FirstByteTimeout
+from polyrelay.errors import ConnectTimeout, DeadlineExceeded, FirstByteTimeout, InvalidUpstreamResponse
 from polyrelay.transport import Timeouts, Transport
 
 # A guard so a broken transport fails the test instead of hanging it (not a timing assertion).
@@ -29,7 +29,18 @@ async def server() -> AsyncIterator[str]:
         await asyncio.sleep(float(request.query.get("s", "30")))
         return web.json_response({"ok": "late"})
 
+    async def raw(request: web.Request) -> web.Response:
+        bodies = {
+            "bom": b"\xef\xbb\xbf" + b'{"ok": "bom"}',
+            "utf16": '{"ok": "utf16"}'.encode("utf-16"),
+            "deep": b"[" * 100_000 + b"]" * 100_000,
+            "text": b"<html>502 Bad Gateway</html>",
+            "spaced": b' \n {"ok": "spaced"}\n',
+        }
+        return web.Response(body=bodies[request.query["kind"]], content_type="application/json")
+
     app = web.Application()
+    app.router.add_post("/raw", raw)
     app.router.add_post("/ok", ok)
     app.router.add_post("/slow", slow)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
@@ -168,3 +179,20 @@ async def test_watchdog_rearms_for_the_earliest_wait_only() -> None:
         dog.done(w)
     assert dog.waiting == 0
     assert not any(w.fired for w in (late, later, sooner))
+
+
+@pytest.mark.parametrize("kind", ["bom", "utf16", "spaced"])
+async def test_json_bodies_in_any_encoding_json_loads_reads(server: str, transport: Transport, kind: str) -> None:
+    async with asyncio.timeout(GUARD):
+        resp = await transport.request("POST", f"{server}/raw?kind={kind}", provider="p", timeouts=Timeouts())
+        assert await resp.json() == {"ok": kind}
+
+
+@pytest.mark.parametrize("kind", ["deep", "text"])
+async def test_bodies_that_are_not_json_are_invalid_upstream_responses(
+    server: str, transport: Transport, kind: str
+) -> None:
+    async with asyncio.timeout(GUARD):
+        resp = await transport.request("POST", f"{server}/raw?kind={kind}", provider="p", timeouts=Timeouts())
+        with pytest.raises(InvalidUpstreamResponse):
+            await resp.json()
