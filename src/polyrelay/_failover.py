@@ -329,8 +329,8 @@ class Engine:
     async def run(self, call: CallState, attempt: _AttemptFn[T]) -> tuple[T, Candidate]:
         """Walk the chain until a target answers; raise the right error when none does."""
         chain = self._chain(call.requested_model)
-        routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque((r, None) for r in chain)
-        call.visited.update(r.name for r in chain)
+        routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque([(r, None) for r in chain])
+        call.visited.update([r.name for r in chain])
         skipped: list[tuple[ResolvedRoute, Candidate]] = []
         forced: str | None = None
         breaker = self.breaker
@@ -608,10 +608,13 @@ class Engine:
     ) -> ChatCompletion:
         """One non-streamed attempt, with its bookkeeping (attempt record, circuit, latency, hooks)."""
         provider = self.chat_provider(cand.provider)
-        if self.deadline_passed(call):
-            raise DeadlineExceeded("the call's deadline ran out before the attempt", provider=cand.provider)
-        slots = await self.take_slot(call, cand, policy)
         start = self.clock()
+        if call.expired or start >= call.deadline:
+            raise DeadlineExceeded("the call's deadline ran out before the attempt", provider=cand.provider)
+        slots = self.runtime(cand.key).slots
+        if not slots.try_acquire(policy.max_concurrency):
+            slots = await self.take_slot(call, cand, policy)
+            start = self.clock()
         deadline = self.loop_deadline(call)
         try:
             ctx = self.context(call, cand, policy, deadline)

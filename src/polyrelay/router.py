@@ -504,8 +504,14 @@ class _Media:
 def _request_body(model: Any, messages: Any, stream: bool, params: dict[str, Any]) -> dict[str, Any]:
     if "extra_query" in params:
         raise InvalidRequest("is not supported (polyrelay sends no query parameters upstream)", path="extra_query")
-    extra_body = params.pop("extra_body", None)
-    if isinstance(messages, Sequence) and not isinstance(messages, str | bytes):
+    extra_body = params.pop("extra_body", None) if params else None
+    if messages.__class__ is list:
+        # The common case, without an ABC isinstance check: a list of dicts is used as it is (parsing copies).
+        for m in messages:
+            if isinstance(m, Message):
+                messages = [to_json(m) if isinstance(m, Message) else m for m in messages]
+                break
+    elif isinstance(messages, Sequence) and not isinstance(messages, str | bytes):
         messages = [to_json(m) if isinstance(m, Message) else m for m in messages]
     body: dict[str, Any] = {"model": model, "messages": messages, **params}
     if extra_body is not None:
