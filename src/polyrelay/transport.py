@@ -393,6 +393,10 @@ class Transport:
                 if watch is not None and watch.expired():
                     raise _NoHeaders from exc
                 raise
+            except BaseException:
+                if watch is not None and watch.fired:
+                    watch.expired()  # another error won the race: still withdraw our cancel, as asyncio.timeout does
+                raise
             finally:
                 if watch is not None:
                     dog.done(watch)
