@@ -31,8 +31,8 @@ from polyrelay.errors import InvalidUpstreamResponse, Secret, UpstreamError, Ups
 from polyrelay.provider import CallContext, ChatProvider, ProviderSettings, ProviderSpec
 from polyrelay.sse import ServerSentEvent, SSEDecoder, encode_event
 from polyrelay.transport import Timeouts, Transport
-from polyrelay.types._converters import _plain_chunk, fast_openai_converter, parse_completion, text_delta_chunk, to_json
-from polyrelay.types._plain import NOT_PLAIN, plain_completion
+from polyrelay.types._converters import fast_openai_converter, parse_completion, text_delta_chunk, to_json
+from polyrelay.types._plain import NOT_PLAIN, plain_chunk, plain_completion
 from polyrelay.types.chat import ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
 from polyrelay_openai import _response as openai_response
@@ -361,14 +361,14 @@ RECORDED_CHUNKS: list[Any] = [
 
 def test_recorded_chunks_were_found() -> None:
     assert len(RECORDED_CHUNKS) >= 100
-    assert sum(_plain_chunk(c) is not None for c in RECORDED_CHUNKS) >= 50  # the fast path is the common one
+    assert sum(plain_chunk(c) is not NOT_PLAIN for c in RECORDED_CHUNKS) >= 50  # the fast path is the common one
 
 
 @fuzz(2)
 @given(st.sampled_from(RECORDED_CHUNKS).flatmap(mutated_json) | st.sampled_from(RECORDED_CHUNKS))
 def test_the_chunk_fast_path_builds_what_the_converter_builds(data: Any) -> None:
-    fast = _plain_chunk(data)
-    if fast is None:
+    fast = plain_chunk(data)
+    if fast is NOT_PLAIN:
         return  # not a plain chunk: the general path handles it
     general = fast_openai_converter().structure(data, ChatCompletionChunk)
     assert attrs_state(fast) == attrs_state(general)

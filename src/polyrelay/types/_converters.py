@@ -11,7 +11,7 @@ import cattrs
 
 from polyrelay.errors import InvalidRequest, InvalidUpstreamResponse
 from polyrelay.serde import WireConverter, first_error, json_kind
-from polyrelay.types._plain import NOT_PLAIN, plain_completion, plain_request
+from polyrelay.types._plain import NOT_PLAIN, plain_chunk, plain_completion, plain_request
 from polyrelay.types.chat import (
     ChatRequest,
     ContentPart,
@@ -181,117 +181,17 @@ def parse_completion(data: Any, *, provider: str = "") -> ChatCompletion:
 
 
 def parse_chunk(data: Any, *, provider: str = "") -> ChatCompletionChunk:
-    chunk = _plain_chunk(data)
-    if chunk is not None:
-        return chunk
+    chunk = plain_chunk(data)
+    if chunk is not NOT_PLAIN:
+        return cast(ChatCompletionChunk, chunk)
     return _parse_upstream(data, ChatCompletionChunk, provider)
 
 
-# -- the per-chunk fast path ------------------------------------------------------------------------------------
-# A stream is hundreds of chunks of one plain shape (a text delta), and building them through cattrs is the largest
-# part of what polyrelay spends per chunk. _plain_chunk builds exactly what the converter builds (the same fields,
-# ``extra`` and ``explicit_nulls``) when every value has its plain JSON type, and returns None for anything else
-# (tool calls, logprobs, usage, a float where an int belongs, a wrong type), which then takes the general path.
-# tests/fuzz/test_fuzz_parsers.py checks that both paths agree, on mutated recorded chunks.
+# -- the keys the text-delta fast path below needs --------------------------------------------------------------
 
 _NO_NULLS: frozenset[str] = frozenset()
 _CHUNK_KEYS = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier"})
 _CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
-_DELTA_KEYS = frozenset({"role", "content", "reasoning_content", "refusal", "tool_calls"})
-
-
-def _nulls(d: dict[str, Any], known: frozenset[str]) -> frozenset[str]:
-    if None not in d.values():
-        return _NO_NULLS
-    return frozenset([k for k, v in d.items() if v is None and k in known])
-
-
-def _extra(d: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    return {} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known}
-
-
-def _plain_delta(d: Any) -> ChoiceDelta | None:
-    if d.__class__ is not dict:
-        return None
-    kw: dict[str, Any] = {}
-    extra: dict[str, Any] | None = None
-    for k, v in d.items():
-        if k in _DELTA_KEYS:
-            if v is None:
-                continue
-            if k == "tool_calls" or v.__class__ is not str:
-                return None
-            kw[k] = v
-        else:  # unknown keys are kept whatever their value, null included
-            if extra is None:
-                extra = {}
-            extra[k] = v
-    return ChoiceDelta(**kw, extra=extra or {}, explicit_nulls=_nulls(d, _DELTA_KEYS))
-
-
-def _plain_choice(c: Any) -> ChunkChoice | None:
-    if c.__class__ is not dict or c.get("logprobs") is not None:
-        return None
-    index = c.get("index", 0)
-    finish = c.get("finish_reason")
-    if index.__class__ is not int or not (finish is None or finish.__class__ is str):
-        return None
-    if "delta" in c:
-        delta = _plain_delta(c["delta"])
-        if delta is None:
-            return None
-    else:
-        delta = ChoiceDelta()
-    return ChunkChoice(
-        index=index,
-        delta=delta,
-        finish_reason=finish,
-        extra=_extra(c, _CHOICE_KEYS),
-        explicit_nulls=_nulls(c, _CHOICE_KEYS),
-    )
-
-
-def _plain_chunk(d: Any) -> ChatCompletionChunk | None:
-    if d.__class__ is not dict or d.get("usage") is not None:
-        return None
-    raw = d.get("choices", ())
-    if raw.__class__ is not list:
-        return None
-    choices = []
-    for c in raw:
-        choice = _plain_choice(c)
-        if choice is None:
-            return None
-        choices.append(choice)
-    cid = d.get("id")
-    obj = d.get("object", "chat.completion.chunk")
-    created = d.get("created", 0)
-    model = d.get("model", "")
-    fingerprint = d.get("system_fingerprint")
-    tier = d.get("service_tier")
-    if (
-        cid.__class__ is not str
-        or obj.__class__ is not str
-        or created.__class__ is not int
-        or model.__class__ is not str
-        or not (fingerprint is None or fingerprint.__class__ is str)
-        or not (tier is None or tier.__class__ is str)
-    ):
-        return None
-    nulls = _nulls(d, _CHUNK_KEYS)
-    if "object" not in d:  # DEFAULTED: remembered as absent, so it is left out again on output
-        nulls = nulls | {"-object"}
-    return ChatCompletionChunk(
-        id=cid,
-        object=obj,
-        created=created,
-        model=model,
-        choices=tuple(choices),
-        system_fingerprint=fingerprint,
-        service_tier=tier,
-        extra=_extra(d, _CHUNK_KEYS),
-        explicit_nulls=nulls,
-    )
 
 
 def to_json(obj: Any) -> Any:

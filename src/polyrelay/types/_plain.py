@@ -1,13 +1,14 @@
-"""Fast paths of :func:`~polyrelay.types._converters.parse_completion` and ``parse_request`` for the plain shapes.
+"""Fast paths of ``parse_completion``, ``parse_chunk`` and ``parse_request`` for the plain shapes.
 
 Most answers are one plain shape: choices whose message is text (no tool calls, no logprobs) and a usage object of
-integers; most requests are text messages with a few scalar settings. :func:`plain_completion` and
-:func:`plain_request` build exactly what the general converter builds for such bodies (the same field values,
-``extra`` and ``explicit_nulls``), with each object made by ``object.__new__`` and its slots set directly: the
-keyword ``__init__`` of frozen attrs classes and cattrs' per-field dispatch are most of the general path's cost.
-Anything else (a wrong type, a float where an int belongs, tool calls, content parts, a missing required key)
-returns :data:`NOT_PLAIN`, and the caller takes the general path, which also produces the error message.
-``tests/fuzz/`` checks that both paths agree (mutated recorded responses; arbitrary request JSON).
+integers; most stream chunks are text deltas; most requests are text messages with a few scalar settings.
+:func:`plain_completion`, :func:`plain_chunk` and :func:`plain_request` build exactly what the general converter
+builds for such bodies (the same field values, ``extra`` and ``explicit_nulls``), with each object made by
+``object.__new__`` and its slots set directly: the keyword ``__init__`` of frozen attrs classes and cattrs'
+per-field dispatch are most of the general path's cost. Anything else (a wrong type, a float where an int belongs,
+tool calls, content parts, a missing required key) returns :data:`NOT_PLAIN`, and the caller takes the general
+path, which also produces the error message. ``tests/fuzz/`` checks that both paths agree (mutated recorded
+responses and chunks; arbitrary request JSON).
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import attrs
 from polyrelay.types.chat import ROLES, ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import (
     ChatCompletion,
+    ChatCompletionChunk,
     ChatCompletionMessage,
     Choice,
+    ChoiceDelta,
+    ChunkChoice,
     CompletionTokensDetails,
     PromptTokensDetails,
     Usage,
 )
 
-__all__ = ["NOT_PLAIN", "plain_completion", "plain_request"]
+__all__ = ["NOT_PLAIN", "plain_chunk", "plain_completion", "plain_request"]
 
 #: Returned when the body is not of the plain shape (``None`` is a legitimate value of optional fields).
 NOT_PLAIN: Final = object()
@@ -105,17 +109,24 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
     lines = ["def build(d):", "    if d.__class__ is not dict:", "        return NO", "    obj = new(cls)"]
     for i, (name, default, check, optional) in enumerate(spec):
         ns[f"set{i}"] = getattr(cls, name).__set__
-        if default is _REQUIRED:
-            lines += [f"    v = d.get({name!r}, REQ)", "    if v is REQ:", "        return NO"]
-        else:
-            ns[f"default{i}"] = [] if default == () else default  # what the JSON holds when the key is absent
-            lines.append(f"    v = d.get({name!r}, default{i})")
         if isinstance(check, str):
-            lines += [f"    if {check}:", "        return NO"]
+            checking = [f"if {check}:", "    return NO"]
         else:
             ns[f"build{i}"] = check
-            guard = "    if v is not None:" if optional else "    if True:"
-            lines += [guard, f"        v = build{i}(v)", "        if v is NO:", "            return NO"]
+            checking = [f"v = build{i}(v)", "if v is NO:", "    return NO"]
+            if optional:
+                checking = ["if v is not None:", *(" " * 4 + line for line in checking)]
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class at runtime
+            ns[f"factory{i}"] = default.factory
+            lines += [f"    v = d.get({name!r}, REQ)", "    if v is REQ:", f"        v = factory{i}()", "    else:"]
+            lines += [" " * 8 + line for line in checking]
+        else:
+            if default is _REQUIRED:
+                lines += [f"    v = d.get({name!r}, REQ)", "    if v is REQ:", "        return NO"]
+            else:
+                ns[f"default{i}"] = [] if default == () else default  # what the JSON holds when the key is absent
+                lines.append(f"    v = d.get({name!r}, default{i})")
+            lines += [" " * 4 + line for line in checking]
         lines.append(f"    set{i}(obj, v)")
     lines += [
         "    set_extra(obj, {} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known})",
@@ -237,6 +248,46 @@ _request = _builder(
         ("modalities", None, _NULL, True),
     ),
 )
+
+
+_delta = _builder(
+    ChoiceDelta,
+    (
+        ("role", None, _OPT_STR, True),
+        ("content", None, _OPT_STR, True),
+        ("reasoning_content", None, _OPT_STR, True),
+        ("refusal", None, _OPT_STR, True),
+        ("tool_calls", None, _NULL, True),
+    ),
+)
+_chunk_choice = _builder(
+    ChunkChoice,
+    (
+        ("index", 0, _INT, False),
+        ("delta", attrs.Factory(ChoiceDelta), _delta, False),
+        ("finish_reason", None, _OPT_STR, True),
+        ("logprobs", None, _NULL, True),
+    ),
+)
+_chunk = _builder(
+    ChatCompletionChunk,
+    (
+        ("id", _REQUIRED, _STR, False),
+        ("object", "chat.completion.chunk", _STR, False),
+        ("created", 0, _INT, False),
+        ("model", "", _STR, False),
+        ("choices", (), _array(_chunk_choice), False),
+        ("usage", None, _NULL, True),
+        ("system_fingerprint", None, _OPT_STR, True),
+        ("service_tier", None, _OPT_STR, True),
+    ),
+)
+
+
+def plain_chunk(data: Any) -> Any:
+    """The :class:`ChatCompletionChunk` the general converter would build from ``data``, or :data:`NOT_PLAIN`
+    (a chunk carrying usage, tool calls or logprobs is not plain)."""
+    return _chunk(data)
 
 
 def plain_completion(data: Any) -> Any:
