@@ -43,6 +43,9 @@ _STRUCTURED_MODES: Final = ("auto", "tool", "native")
 class AnthropicProvider:
     """One configured Anthropic (or Anthropic-compatible relay) endpoint. Build it with :func:`create_provider`."""
 
+    #: Every wait of chat() is a transport call given ctx.deadline (see polyrelay.provider.ENFORCES_DEADLINE).
+    enforces_deadline = True
+
     def __init__(
         self,
         settings: ProviderSettings,

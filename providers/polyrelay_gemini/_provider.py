@@ -42,6 +42,10 @@ def build(settings: ProviderSettings, transport: Transport) -> GeminiProvider:
 class GeminiProvider:
     """One configured Gemini provider instance (implements :class:`~polyrelay.provider.ChatProvider`)."""
 
+    #: Every wait of chat() (media downloads included) is a transport call given ctx.deadline
+    #: (see polyrelay.provider.ENFORCES_DEADLINE).
+    enforces_deadline = True
+
     def __init__(self, settings: ProviderSettings, transport: Transport, options: GeminiOptions) -> None:
         self.settings = settings
         self.transport = transport

@@ -8,12 +8,13 @@ A new chat provider type without a simulated upstream here fails the suite on pu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from polyrelay.errors import AuthenticationFailed, RateLimited, ServerError
+from polyrelay.errors import AuthenticationFailed, DeadlineExceeded, RateLimited, ServerError
 from polyrelay.registry import ProviderRegistry
 from polyrelay.router import Router
 from polyrelay.testing import AnthropicUpstream, Fault, GeminiUpstream, OpenAIUpstream, ScriptedReply, SimulatedUpstream
@@ -113,3 +114,13 @@ async def test_error_mapping(
     if isinstance(err, RateLimited):
         assert err.retry_after == 2.0
     assert "test-key" not in str(err) and "test-key" not in repr(err)
+
+
+async def test_a_hanging_upstream_ends_at_the_calls_deadline(setup: tuple[Router, SimulatedUpstream, str]) -> None:
+    """Whether the provider enforces ctx.deadline itself (``enforces_deadline``) or the router's own timer does."""
+    router, up, ptype = setup
+    up.add_fault(Fault.no_response(), times=None)
+    async with asyncio.timeout(10):  # a guard against a hang, not a timing assertion
+        with pytest.raises(DeadlineExceeded) as info:
+            await router.chat.completions.create(model="m", messages=MSGS, max_tokens=100, timeout=0.2)
+    assert getattr(info.value, "provider", None) == "p", ptype
