@@ -84,6 +84,13 @@ class Watchdog:
         if earliest != math.inf:
             self._arm(earliest)
 
+    def close(self) -> None:
+        """Drop the loop timer (the transport is closing; any wait still watched ends with its session)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._when = math.inf
+
     @property
     def waiting(self) -> int:
         """Waits being watched (for tests and diagnostics)."""

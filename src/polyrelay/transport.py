@@ -420,6 +420,8 @@ class Transport:
         return HttpResponse(raw, provider=provider, idle=idle, deadline=attempt_deadline, secrets=secrets)
 
     async def aclose(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.close()
         s, self._session = self._session, None
         if s is not None and not s.closed:
             await s.close()

@@ -196,3 +196,13 @@ async def test_bodies_that_are_not_json_are_invalid_upstream_responses(
         resp = await transport.request("POST", f"{server}/raw?kind={kind}", provider="p", timeouts=Timeouts())
         with pytest.raises(InvalidUpstreamResponse):
             await resp.json()
+
+
+async def test_closing_the_transport_drops_the_watchdog_timer(server: str) -> None:
+    t = Transport()
+    resp = await t.request("POST", server + "/ok", provider="p", timeouts=Timeouts(first_byte=120.0))
+    await resp.json()
+    dog = t._watchdog
+    assert dog is not None and dog._handle is not None  # armed for the 120 s limit, which never fired
+    await t.aclose()
+    assert dog._handle is None
