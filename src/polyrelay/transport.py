@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
-import json
 import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from polyrelay._json import dumps_bytes, loads_str
+from polyrelay._json import dumps_bytes, loads_bytes
 from polyrelay._watchdog import Watchdog
 from polyrelay.errors import (
     ConnectionFailed,
@@ -186,11 +185,7 @@ class HttpResponse:
         """The body parsed as JSON; :class:`InvalidUpstreamResponse` when it is not JSON."""
         body = await self.read()
         try:
-            return loads_str(body.decode())  # JSON is UTF-8 (RFC 8259): the common case, without json.loads' wrapping
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            pass
-        try:
-            return json.loads(body)  # a BOM, UTF-16/32: json.loads detects them; or the error to report
+            return loads_bytes(body)  # json.loads(body): a BOM and UTF-16/32 are read too
         except (ValueError, RecursionError) as exc:
             snippet = redact(body[:200].decode("utf-8", "replace"), self._secrets)
             raise InvalidUpstreamResponse(
