@@ -148,7 +148,7 @@ async def _run_layer(layer: str, base: str, bench_dir: Path, concurrency: int, n
 
 def _pieces() -> list[tuple[str, float]]:
     sys.path.insert(0, str(HERE.parent / "providers"))
-    from polyrelay._json import dumps_bytes
+    from polyrelay._json import dumps_bytes, loads_bytes
     from polyrelay.types._converters import parse_request
     from polyrelay_openai._request import build_request
     from polyrelay_openai._response import normalize_completion
@@ -201,7 +201,8 @@ def _pieces() -> list[tuple[str, float]]:
             us(lambda: build_request(request, row, model="m", stream=False, base_url="http://x/v1")),
         ),
         ("JSON encode of the body", us(lambda: dumps_bytes(wire))),
-        ("json.loads of the response (raw pays this too)", us(lambda: json.loads(raw_body))),
+        ("json.loads of the response body (what raw pays)", us(lambda: json.loads(raw_body))),
+        ("polyrelay's parse of the same body (orjson where exact)", us(lambda: loads_bytes(raw_body))),
         (
             "normalize_completion (typed ChatCompletion)",
             us(lambda: normalize_completion(body, row, ids_back={}, provider="p")),
