@@ -10,8 +10,13 @@ return; everything else goes to ``json.loads`` itself, so results and errors are
 - ``json.loads`` of a ``str`` refuses a byte-order mark that orjson would read: str input reaches orjson as
   UTF-8 bytes, where a BOM is an error for both.
 
-Encoding stays with the stdlib's C encoder, built once (``json.dumps`` with non-default arguments builds one per
-call): orjson would write ``NaN`` as ``null``, silently changing a value instead of failing.
+Encoding uses orjson too, where its bytes parse to exactly what the stdlib's would: orjson writes ``NaN`` and
+``Infinity`` as ``null`` (silently changing a value), so any output containing ``null`` is encoded again by the
+stdlib's C encoder (built once: ``json.dumps`` with non-default arguments builds one per call), as is everything
+orjson refuses (integers beyond 64 bits, non-string keys, lone surrogates, cycles, deep nesting) and every subclass
+of a JSON type, dataclass and datetime (passed through to the stdlib, which has its own view of them). The text may
+differ (``1e-05`` against ``1e-5``, escapes), the value never does. One difference is left: orjson writes an
+``enum.Enum`` member as its value and a ``uuid.UUID`` as its string, where the stdlib raises ``TypeError``.
 """
 
 from __future__ import annotations
@@ -29,12 +34,26 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN: Final = b"0" * 19
 _orjson_loads: Final = orjson.loads
+_orjson_dumps: Final = orjson.dumps
 _OrjsonError: Final = orjson.JSONDecodeError
+# Subclasses (str and int enums, dict and list subclasses), dataclasses and datetimes go to `default` (none given):
+# orjson refuses them and the stdlib encodes them, or raises, as it always did.
+_DUMPS_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+)
 _NOT_EXACT: Final = object()
 
 
 def dumps_bytes(obj: Any) -> bytes:
-    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()``."""
+    """``json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()``, or bytes that parse to the same
+    value (see the module's docstring)."""
+    try:
+        out: bytes = _orjson_dumps(obj, option=_DUMPS_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError
+        pass
+    else:
+        if b"null" not in out:  # NaN and Infinity would be there as null
+            return out
     return _ENCODER.encode(obj).encode()
 
 

@@ -1,8 +1,9 @@
-"""polyrelay's JSON parsing (orjson where its result is exactly json.loads', else json.loads) against json.loads.
+"""polyrelay's JSON (orjson where its result is exactly the stdlib's, else the stdlib) against the stdlib.
 
 For any text or bytes, ``loads_str`` / ``loads_bytes`` return what ``json.loads`` returns (same types, same values,
 same key order; integers beyond 64 bits stay integers) or fail where it fails, with a ``ValueError`` or
-``RecursionError`` as it does.
+``RecursionError`` as it does. For any value, ``dumps_bytes`` returns bytes that ``json.loads`` reads as it reads
+``json.dumps``' text of the value (NaN stays NaN, big integers stay integers), or raises what ``json.dumps`` raises.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fuzz_support import fuzz
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyrelay._json import loads_bytes, loads_str
+from polyrelay._json import dumps_bytes, loads_bytes, loads_str
 
 _scalars = (
     st.none()
@@ -98,3 +99,81 @@ def test_big_integers_stay_integers() -> None:
     assert value == {"seed": 123456789012345678901234567890, "n": 1}
     assert isinstance(value["seed"], int)
     assert math.isinf(loads_str("1e400"))
+
+
+class _Str(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Dict(dict[str, Any]):
+    pass
+
+
+_encodable = st.recursive(
+    _scalars | st.builds(_Str, st.text(max_size=5)) | st.builds(_Int, st.integers()),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+        | st.dictionaries(st.integers(-5, 5) | st.booleans() | st.none(), inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3).map(_Dict)
+    ),
+    max_leaves=30,
+)
+
+
+def _dump_outcome(f: Any, value: Any) -> tuple[str, Any]:
+    try:
+        data = f(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return "error", type(exc)
+    # Parsed back and shown exactly (types, values, NaN, key order): the text itself may differ (1e-05 / 1e-5).
+    return "ok", json.dumps(json.loads(data), ensure_ascii=True)
+
+
+def _stdlib_dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@fuzz(2)
+@given(_encodable)
+def test_dumps_bytes_says_what_json_dumps_says(value: Any) -> None:
+    assert _dump_outcome(dumps_bytes, value) == _dump_outcome(_stdlib_dumps, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"temperature": math.nan},
+        [math.inf, -math.inf, 1e-05, 1e16, -0.0],
+        {"seed": 2**64, "n": -(2**63) - 1},
+        {1: "a", False: "b", None: "c", 2.5: "d"},
+        {"content": "\ud800"},
+        {"content": "the word null in a string"},
+        _Dict(a=_Str("x"), b=_Int(3)),
+        [[[]]] * 3,
+    ],
+)
+def test_the_values_orjson_writes_differently(value: Any) -> None:
+    assert _dump_outcome(dumps_bytes, value) == _dump_outcome(_stdlib_dumps, value)
+
+
+def test_unencodable_values_raise_as_json_dumps_does() -> None:
+    import datetime
+
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    for value in ({"when": datetime.datetime(2026, 1, 1)}, {"set": {1, 2}}, cyclic, {"b": b"x"}):
+        assert _dump_outcome(dumps_bytes, value) == _dump_outcome(_stdlib_dumps, value)
+        assert _dump_outcome(dumps_bytes, value)[0] == "error"
+
+
+def test_deeper_than_orjson_goes_is_encoded_by_the_stdlib() -> None:
+    value: Any = []
+    for _ in range(400):  # orjson stops at 255 levels
+        value = [value]
+    assert json.loads(dumps_bytes(value)) == value
