@@ -173,14 +173,20 @@ def _plain_unstructure(
     cls: type[Any], specs: list[tuple[str, str, Any]], has_extra: bool, unstructure: Callable[[Any], Any]
 ) -> Callable[[Any], dict[str, Any]]:
     """The unstructure of an object with no null to keep and no default to leave out (the common case), generated
-    as straight-line code (as attrs and cattrs generate theirs): every non-None field, then the extra keys."""
+    as straight-line code (as attrs and cattrs generate theirs): every non-None field, then the extra keys. A tuple
+    becomes the list cattrs makes of it (``list(un(item) for item in v)``), without its dispatch and generator."""
     ns: dict[str, Any] = {"SCALARS": _SCALARS, "un": unstructure}
     lines = ["def plain(obj):", "    out = {}"]
     for name, wire, _tp in specs:
         lines += [
             f"    v = obj.{name}",
             "    if v is not None:",
-            f"        out[{wire!r}] = v if v.__class__ in SCALARS else un(v)",
+            "        if v.__class__ in SCALARS:",
+            f"            out[{wire!r}] = v",
+            "        elif v.__class__ is tuple:",
+            f"            out[{wire!r}] = [i if i.__class__ in SCALARS else un(i) for i in v]",
+            "        else:",
+            f"            out[{wire!r}] = un(v)",
         ]
     if has_extra:
         lines += ["    if obj.extra:", "        for k, v in obj.extra.items():", "            out.setdefault(k, v)"]
