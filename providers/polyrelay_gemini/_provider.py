@@ -45,6 +45,8 @@ class GeminiProvider:
     #: Every wait of chat() (media downloads included) is a transport call given ctx.deadline
     #: (see polyrelay.provider.ENFORCES_DEADLINE).
     enforces_deadline = True
+    #: chat() builds a new completion and meta on every call (see polyrelay.provider.FRESH_RESULTS).
+    fresh_results = True
 
     def __init__(self, settings: ProviderSettings, transport: Transport, options: GeminiOptions) -> None:
         self.settings = settings

@@ -142,6 +142,8 @@ class OpenAICompatProvider:
 
     #: Every wait of chat() is a transport call given ctx.deadline (see polyrelay.provider.ENFORCES_DEADLINE).
     enforces_deadline = True
+    #: chat() builds a new completion and meta on every call (see polyrelay.provider.FRESH_RESULTS).
+    fresh_results = True
 
     def __init__(self, *, settings: ProviderSettings, transport: Transport, row: CompatRow, base_url: str) -> None:
         self.settings = settings

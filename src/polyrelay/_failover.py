@@ -91,7 +91,7 @@ from polyrelay.errors import (
 )
 from polyrelay.hooks import AttemptEvent, FailoverEvent, FailoverReason, HookSet, RetryEvent
 from polyrelay.policy import Policy, RetryPolicy
-from polyrelay.provider import ENFORCES_DEADLINE, CallContext, ChatProvider
+from polyrelay.provider import ENFORCES_DEADLINE, FRESH_RESULTS, CallContext, ChatProvider
 from polyrelay.strategies import LatencyStats, order_targets
 from polyrelay.types.chat import ChatRequest
 from polyrelay.types.completion import Attempt, ChatCompletion, ResponseMeta
@@ -268,6 +268,7 @@ _COMPLETION_SLOTS = tuple(
     if a.name != "meta"
 )
 _set_meta = getattr(ChatCompletion, "meta").__set__  # noqa: B009 - the slot descriptor, not an instance value
+_set_attempts = getattr(ResponseMeta, "attempts").__set__  # noqa: B009 - the slot descriptor, not an instance value
 
 
 class _TargetRuntime:
@@ -330,7 +331,6 @@ class Engine:
         """Walk the chain until a target answers; raise the right error when none does."""
         chain = self._chain(call.requested_model)
         routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque([(r, None) for r in chain])
-        call.visited.update([r.name for r in chain])
         skipped: list[tuple[ResolvedRoute, Candidate]] = []
         forced: str | None = None
         breaker = self.breaker
@@ -378,7 +378,10 @@ class Engine:
                             self.failover(call, cand, exc)
                             continue
                         names = route.context_window_fallbacks if step == "context" else route.content_policy_fallbacks
-                        nxt = self._expand(names, call.visited) if names else []
+                        nxt = []
+                        if names:
+                            call.visited.update([r.name for r in chain])  # this chain's routes are not fallbacks
+                            nxt = self._expand(names, call.visited)
                         if not nxt:
                             raise
                         self.failover(call, cand, exc, "context_window" if step == "context" else "content_policy")
@@ -638,15 +641,28 @@ class Engine:
             self.breaker.record(cand.key, policy.circuit, "neutral", probe=probe)
             raise
         slots.release()
-        latency = self.clock() - start
-        self.breaker.record(cand.key, policy.circuit, "success", probe=probe)
-        self.attempt_succeeded(call, cand, policy, latency, None, number)
+        end = self.clock()
+        self.breaker.record(cand.key, policy.circuit, "success", probe=probe, now=end)
+        self.attempt_succeeded(call, cand, policy, end - start, None, number)
         return result
 
     def finish_completion(self, call: CallState, cand: Candidate, completion: ChatCompletion) -> ChatCompletion:
-        """A copy of the provider's completion carrying the call's meta (the provider's object is left as it is:
-        a provider may hand out one object more than once)."""
-        meta = self.meta(call, cand, completion.meta)
+        """The provider's completion carrying the call's meta: the object itself when the provider declares
+        :data:`~polyrelay.provider.FRESH_RESULTS` (its meta gets the attempts), else a copy (the provider's object
+        is left as it is: a provider may hand out one object more than once)."""
+        pm = completion.meta
+        if (
+            pm.__class__ is ResponseMeta
+            and completion.__class__ is ChatCompletion
+            and getattr(self.chat_provider(cand.provider), FRESH_RESULTS, False) is True
+            and pm.provider == cand.provider
+            and pm.model == cand.model
+            and pm.requested_model == call.requested_model
+            and not pm.attempts
+        ):
+            _set_attempts(pm, tuple(call.attempts))
+            return completion
+        meta = self.meta(call, cand, pm)
         if completion.__class__ is not ChatCompletion:
             return attrs.evolve(completion, meta=meta)
         # attrs.evolve rebuilds through __init__; copying the slots gives the same object at a third of the cost.

@@ -206,8 +206,11 @@ class CircuitBreaker:
         )
 
     # -- updates -------------------------------------------------------------------------------------------------
-    def record(self, key: str, policy: CircuitPolicy, outcome: Outcome, *, probe: bool = False) -> None:
-        """Report the outcome of a call to ``key`` (``probe``: it was admitted as the half-open probe)."""
+    def record(
+        self, key: str, policy: CircuitPolicy, outcome: Outcome, *, probe: bool = False, now: float | None = None
+    ) -> None:
+        """Report the outcome of a call to ``key`` (``probe``: it was admitted as the half-open probe; ``now``: the
+        clock's time, when the caller has just read it)."""
         if not policy.enabled:
             return
         rec = self._store.get(key)
@@ -215,7 +218,8 @@ class CircuitBreaker:
             if outcome == "neutral":
                 return
             rec = CircuitRecord()
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         if outcome == "neutral":
             if probe and rec.state == "half_open":
                 rec.probe_since = None  # the probe proved nothing: let the next call probe

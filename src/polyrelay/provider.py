@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "API_VERSION",
     "ENFORCES_DEADLINE",
+    "FRESH_RESULTS",
     "CallContext",
     "ChatProvider",
     "ImageProvider",
@@ -150,6 +151,13 @@ class ChatProvider(Protocol):
 #: declares that every wait of ``chat()`` goes through the transport with ``ctx.deadline`` (so it cannot outlive the
 #: call's deadline). The router then arms no timer of its own around the attempt; without it, it does.
 ENFORCES_DEADLINE = "enforces_deadline"
+
+#: Optional attribute of a :class:`ChatProvider`: ``fresh_results = True`` declares that every
+#: :class:`~polyrelay.types.completion.ChatCompletion` ``chat()`` returns is a new object, with a new
+#: :class:`~polyrelay.types.completion.ResponseMeta`, that the provider neither keeps nor hands out again. The router
+#: then writes the call's metadata (the attempts) into that object instead of copying the completion; without it,
+#: the caller gets a copy and the provider's object is left as it is.
+FRESH_RESULTS = "fresh_results"
 
 
 @runtime_checkable

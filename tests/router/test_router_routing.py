@@ -6,6 +6,7 @@ import sys
 import types
 from typing import Any
 
+import attrs
 import pytest
 
 from polyrelay.errors import ConfigError, DeadlineExceeded, InvalidRequest, ServerError
@@ -14,7 +15,7 @@ from polyrelay.registry import ProviderRegistry
 from polyrelay.router import Router
 from polyrelay.testing._fake import FakeProvider, Reply, fake_spec, hang
 from polyrelay.types.chat import Message
-from polyrelay.types.completion import CallWarning, Usage
+from polyrelay.types.completion import CallWarning, ResponseMeta, Usage
 
 from .conftest import USER, Build, fake, route, t
 
@@ -200,6 +201,37 @@ async def test_meta_keeps_provider_warnings_and_request_id(make: Build) -> None:
     assert resp.meta.warnings == (warn,)
     assert resp.meta.request_id == "req-1"
     assert resp.usage == usage
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+async def test_the_callers_completion_is_a_copy_unless_the_provider_declares_fresh_results(
+    make: Build, fresh: bool
+) -> None:
+    """Without ``fresh_results`` the provider's object is left as it was (a provider may hand one object out more
+    than once); with it the router writes the attempts into the provider's new object instead of copying it."""
+    r = make([route("m", t("a", "x"))])
+    provider = fake(r, "a")
+    returned: list[Any] = []
+    chat = provider.chat
+
+    async def recording_chat(request: Any, ctx: Any) -> Any:
+        completion = await chat(request, ctx)
+        meta = ResponseMeta(provider="a", model=ctx.model, requested_model=ctx.requested_model, request_id="req-1")
+        returned.append(attrs.evolve(completion, meta=meta))
+        return returned[-1]
+
+    provider.chat = recording_chat  # type: ignore[method-assign]
+    if fresh:
+        provider.fresh_results = True  # type: ignore[attr-defined]
+    provider.push(Reply(content="ok"))
+    resp = await r.chat.completions.create(model="m", messages=USER)
+    assert resp.meta is not None
+    assert [(a.provider, a.outcome) for a in resp.meta.attempts] == [("a", "success")]
+    assert (resp.meta.requested_model, resp.meta.request_id) == ("m", "req-1")
+    assert (resp is returned[0]) is fresh
+    if not fresh:
+        assert returned[0].meta.attempts == ()
+        assert resp == returned[0]
 
 
 async def test_closed_router_refuses_calls(make: Build) -> None:
