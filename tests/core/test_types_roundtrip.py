@@ -176,3 +176,34 @@ def test_explicit_nulls_round_trip() -> None:
     r = parse_request(body)
     assert r.tool_choice is None and r.stop is None
     assert to_json(r) == body
+
+
+def test_fast_builders_make_objects_of_the_real_class_through_their_twins() -> None:
+    """The plain-shape builders set slots on a layout twin and then give the object its real class: every class
+    they build must allow that (no ``__weakref__`` slot), and the result is indistinguishable from the class's own
+    ``__init__``'s."""
+    import attrs
+
+    from polyrelay.types import _plain
+    from polyrelay.types.chat import ChatRequest, Message, StreamOptions
+    from polyrelay.types.completion import (
+        ChatCompletion,
+        ChatCompletionChunk,
+        ChatCompletionMessage,
+        Choice,
+        ChoiceDelta,
+        ChunkChoice,
+        CompletionTokensDetails,
+        PromptTokensDetails,
+        Usage,
+    )
+
+    built = (ChatRequest, Message, StreamOptions, ChatCompletion, ChatCompletionChunk, ChatCompletionMessage, Choice)
+    built += (ChoiceDelta, ChunkChoice, CompletionTokensDetails, PromptTokensDetails, Usage)
+    for cls in built:
+        assert _plain._twin(cls) is not None, cls
+    request = _plain.plain_request({"model": "m", "messages": [{"role": "user", "content": "hi"}], "seed": 1})
+    assert type(request) is ChatRequest and type(request.messages[0]) is Message
+    assert request == ChatRequest(model="m", messages=(Message(role="user", content="hi"),), seed=1)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        request.seed = 2  # type: ignore[misc]

@@ -74,6 +74,25 @@ def _array(build: _Check) -> _Check:
     return check
 
 
+def _twin(cls: type) -> type | None:
+    """A plain slotted class with ``cls``'s layout whose instances may become ``cls`` instances by ``__class__``
+    assignment, or ``None`` when CPython refuses that (a ``__weakref__`` slot is enough to make it refuse).
+
+    A frozen attrs class blocks attribute assignment in Python; setting each slot through its descriptor's
+    ``__set__`` costs a method call per field. A twin's slots are set with plain attribute stores (a third of the
+    cost) and the finished object is given its real class: afterwards it is exactly what ``cls(...)`` makes."""
+    slots = cls.__dict__.get("__slots__")
+    if not isinstance(slots, tuple) or "__weakref__" in slots:
+        return None
+    twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": slots, "__module__": cls.__module__})
+    try:
+        probe: Any = _new(twin)
+        probe.__class__ = cls
+    except TypeError:
+        return None
+    return twin
+
+
 def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -> _Check:
     """A builder of ``cls`` from a JSON object whose known keys pass their checks. ``spec`` lists every wire field
     in declaration order as ``(name, default or _REQUIRED, check, optional)``: ``check`` is an expression from
@@ -95,20 +114,32 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
     for f in fields:
         if not f.metadata.get("wire", True) and f.default is not None:
             raise TypeError(f"{cls.__name__}.{f.name} must default to None for {__name__}")
+    twin = _twin(cls)
     ns: dict[str, Any] = {
         "NO": NOT_PLAIN,
         "REQ": _REQUIRED,
         "new": _new,
         "cls": cls,
+        "twin": twin,
         "known": frozenset(names),
         "NO_NULLS": _NO_NULLS,
         "ROLES": ROLES,
-        "set_extra": cls.extra.__set__,  # type: ignore[attr-defined]
-        "set_nulls": cls.explicit_nulls.__set__,  # type: ignore[attr-defined]
     }
-    lines = ["def build(d):", "    if d.__class__ is not dict:", "        return NO", "    obj = new(cls)"]
+
+    def store(name: str, value: str) -> str:
+        # A plain store on the twin; through the slot descriptor of the frozen class otherwise.
+        if twin is not None:
+            return f"    obj.{name} = {value}"
+        ns[f"set_{name}"] = getattr(cls, name).__set__
+        return f"    set_{name}(obj, {value})"
+
+    lines = [
+        "def build(d):",
+        "    if d.__class__ is not dict:",
+        "        return NO",
+        f"    obj = new({'twin' if twin else 'cls'})",
+    ]
     for i, (name, default, check, optional) in enumerate(spec):
-        ns[f"set{i}"] = getattr(cls, name).__set__
         if isinstance(check, str):
             checking = [f"if {check}:", "    return NO"]
         else:
@@ -127,19 +158,21 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
                 ns[f"default{i}"] = [] if default == () else default  # what the JSON holds when the key is absent
                 lines.append(f"    v = d.get({name!r}, default{i})")
             lines += [" " * 4 + line for line in checking]
-        lines.append(f"    set{i}(obj, v)")
+        lines.append(store(name, "v"))
     lines += [
-        "    set_extra(obj, {} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known})",
+        store("extra", "{} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known}"),
         "    nulls = NO_NULLS",
         "    if None in d.values():",
         "        nulls = frozenset([k for k, v in d.items() if v is None and k in known])",
     ]
     for name in getattr(cls, "DEFAULTED", ()):
         lines += [f"    if {name!r} not in d:", f"        nulls = nulls.union(({'-' + name!r},))"]
-    lines.append("    set_nulls(obj, nulls)")
-    for j, f in enumerate(f for f in fields if not f.metadata.get("wire", True)):
-        ns[f"other{j}"] = getattr(cls, f.name).__set__
-        lines.append(f"    other{j}(obj, None)")
+    lines.append(store("explicit_nulls", "nulls"))
+    for f in fields:
+        if not f.metadata.get("wire", True):
+            lines.append(store(f.name, "None"))
+    if twin is not None:
+        lines.append("    obj.__class__ = cls")
     lines.append("    return obj")
     exec(compile("\n".join(lines), f"<polyrelay plain {cls.__name__}>", "exec"), ns)
     build: _Check = ns["build"]

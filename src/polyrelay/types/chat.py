@@ -141,7 +141,7 @@ class ToolCall:
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Message:
     """One chat message. ``content`` is a string, a tuple of parts, or ``None`` (assistant with tool calls).
 
@@ -227,14 +227,14 @@ class ResponseFormat:
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class StreamOptions:
     include_usage: bool | None = None
     extra: Mapping[str, Any] = _extra()
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ChatRequest:
     """``POST /chat/completions`` body. Unknown top-level keys (``extra_body`` style vendor params) go to ``extra``
     and are forwarded to OpenAI-compatible upstreams as they are."""

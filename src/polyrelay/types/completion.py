@@ -52,7 +52,7 @@ class _ToDict:
         return out
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class PromptTokensDetails(_ToDict):
     cached_tokens: int | None = None
     audio_tokens: int | None = None
@@ -61,7 +61,7 @@ class PromptTokensDetails(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class CompletionTokensDetails(_ToDict):
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
@@ -71,7 +71,7 @@ class CompletionTokensDetails(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Usage(_ToDict):
     """Token usage, OpenAI semantics: prompt includes cached tokens, completion includes reasoning tokens."""
 
@@ -112,7 +112,7 @@ class ChoiceLogprobs(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ChatCompletionMessage(_ToDict):
     EMIT_NULL: ClassVar[tuple[str, ...]] = ("content", "refusal")
     role: Literal["assistant"] = "assistant"
@@ -124,7 +124,7 @@ class ChatCompletionMessage(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Choice(_ToDict):
     EMIT_NULL: ClassVar[tuple[str, ...]] = ("logprobs",)
     index: int = 0
@@ -171,7 +171,7 @@ class ResponseMeta:
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ChatCompletion(_ToDict):
     DEFAULTED: ClassVar[tuple[str, ...]] = ("object",)
     id: str
@@ -205,7 +205,7 @@ class ToolCallDelta(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ChoiceDelta(_ToDict):
     role: str | None = None
     content: str | None = None
@@ -216,7 +216,7 @@ class ChoiceDelta(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ChunkChoice(_ToDict):
     EMIT_NULL: ClassVar[tuple[str, ...]] = ("finish_reason", "logprobs")
     index: int = 0
@@ -227,7 +227,7 @@ class ChunkChoice(_ToDict):
     explicit_nulls: frozenset[str] | None = _nulls()
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ChatCompletionChunk(_ToDict):
     """One streamed chunk. The usage-only final chunk has ``choices == ()`` and ``usage`` set."""
 
