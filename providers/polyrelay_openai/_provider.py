@@ -186,18 +186,19 @@ class OpenAICompatProvider:
             raise InvalidUpstreamResponse(
                 f"expected a JSON object, got {json_kind(data)}", provider=self.name, status=resp.status
             )
+        request_id = resp.request_id
         completion = normalize_completion(
             data,
             self.row,
             ids_back=wire.ids_back,
             provider=self.name,
             headers=resp.headers,
-            request_id=resp.request_id,
+            request_id=request_id,
             model=ctx.model,
             secrets=self._secrets,
         )
         # The completion was just built here and nobody else holds it: set its meta in place rather than copy it.
-        object.__setattr__(completion, "meta", self._meta(ctx, wire.warnings, resp))
+        object.__setattr__(completion, "meta", self._meta(ctx, wire.warnings, resp, request_id))
         return completion
 
     async def stream_chat(self, request: ChatRequest, ctx: CallContext) -> AsyncGenerator[ChatCompletionChunk, None]:
@@ -209,6 +210,7 @@ class OpenAICompatProvider:
                 raise await self._status_error(resp, ctx)
             if resp.headers.get("Content-Type", "").startswith("application/json"):
                 raise await self._json_instead_of_stream(resp, ctx)
+            request_id = resp.request_id
             state = StreamAssembler(
                 self.row,
                 provider=self.name,
@@ -216,11 +218,11 @@ class OpenAICompatProvider:
                 expected_choices=_int_or_one(wire.body.get("n")),  # after the row dropped an unsupported n
                 ids_back=wire.ids_back,
                 headers=resp.headers,
-                request_id=resp.request_id,
+                request_id=request_id,
                 model=ctx.model,
                 secrets=self._secrets,
             )
-            meta: ResponseMeta | None = self._meta(ctx, wire.warnings, resp)
+            meta: ResponseMeta | None = self._meta(ctx, wire.warnings, resp, request_id)
 
             def emit(chunks: list[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
                 nonlocal meta
@@ -328,13 +330,14 @@ class OpenAICompatProvider:
             request_id=resp.request_id,
         )
 
-    def _meta(self, ctx: CallContext, warnings: tuple[CallWarning, ...], resp: HttpResponse) -> ResponseMeta:
-        headers = _KeptHeaders(resp.headers)
+    def _meta(
+        self, ctx: CallContext, warnings: tuple[CallWarning, ...], resp: HttpResponse, request_id: str | None
+    ) -> ResponseMeta:
         return ResponseMeta(
             provider=self.name,
             model=ctx.model,
             requested_model=ctx.requested_model,
             warnings=warnings,
-            request_id=resp.request_id,
-            headers=headers,
+            request_id=request_id,
+            headers=_KeptHeaders(resp.headers),
         )

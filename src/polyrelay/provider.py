@@ -96,7 +96,7 @@ class ProviderSettings:
 _SECRET_WORDS = ("key", "secret", "token", "cookie", "password", "auth")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class CallContext:
     """Per-attempt context the router passes to a provider call."""
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["HttpResponse", "PoolLimits", "Timeouts", "Transport", "parse_retry_after", "same_origin"]
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)  # looked up on every request: hashed once
 class Timeouts:
     """Per-attempt timeouts in seconds (``None`` disables one). Adjust with ``attrs.evolve``."""
 
@@ -115,7 +115,7 @@ class HttpResponse:
     """A response whose headers have arrived. Read it once (``read``/``json``/``iter_sse``/``iter_bytes``), or
     ``close()`` it; ``async with`` does the latter."""
 
-    __slots__ = ("_deadline", "_idle", "_provider", "_raw", "_secrets", "headers", "status", "url")
+    __slots__ = ("_deadline", "_idle", "_provider", "_raw", "_secrets", "headers", "status")
 
     def __init__(
         self,
@@ -129,11 +129,15 @@ class HttpResponse:
         self._raw = raw
         self.status = raw.status
         self.headers: Mapping[str, str] = raw.headers  # CIMultiDictProxy: case-insensitive
-        self.url = str(raw.url)
         self._provider = provider
         self._idle = idle
         self._deadline = deadline
         self._secrets = secrets
+
+    @property
+    def url(self) -> str:
+        """The URL that answered."""
+        return str(self._raw.url)
 
     @property
     def request_id(self) -> str | None:
@@ -277,6 +281,23 @@ def _classify_read_error(exc: Exception, provider: str, secrets: Iterable[Secret
     return exc
 
 
+def _request_error(
+    exc: Exception, timeouts: Timeouts, provider: str, secrets: tuple[Secret | str, ...]
+) -> Exception | None:
+    """The typed error for what sending a request raised, or ``None`` to let it through as it is."""
+    import aiohttp
+
+    # aiohttp's own timeouts are TimeoutError subclasses too: the connect timeout must be told apart.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectTimeout(f"could not connect within {timeouts.connect}s", provider=provider)
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return FirstByteTimeout(f"upstream read timed out: {exc or type(exc).__name__}", provider=provider)
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        msg = redact(str(exc), secrets) or type(exc).__name__
+        return ConnectionFailed(f"{type(exc).__name__}: {msg}", provider=provider)
+    return None
+
+
 class _NoHeaders(Exception):
     """The first-byte wait (or the deadline) ran out: raised inside :meth:`Transport.request` only."""
 
@@ -348,8 +369,6 @@ class Transport:
         Raises :class:`ConnectionFailed`, :class:`ConnectTimeout`, :class:`FirstByteTimeout` or
         :class:`DeadlineExceeded`. Any status is returned as is: classifying it is the provider's job.
         """
-        import aiohttp
-
         loop = asyncio.get_running_loop()
         now = loop.time()
         attempt_deadline = now + timeouts.total if timeouts.total is not None else None
@@ -403,16 +422,12 @@ class Transport:
                     "the call's deadline ran out before the upstream answered", provider=provider
                 ) from exc
             raise FirstByteTimeout(f"no response headers within {timeouts.first_byte}s", provider=provider) from exc
-        # aiohttp's own timeouts are TimeoutError subclasses too: the connect timeout must be told apart.
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise ConnectTimeout(f"could not connect within {timeouts.connect}s", provider=provider) from exc
-        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-            raise FirstByteTimeout(f"upstream read timed out: {exc or type(exc).__name__}", provider=provider) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            msg = redact(str(exc), secrets) or type(exc).__name__
-            raise ConnectionFailed(f"{type(exc).__name__}: {msg}", provider=provider) from exc
-        idle = timeouts.idle
-        return HttpResponse(raw, provider=provider, idle=idle, deadline=attempt_deadline, secrets=secrets)
+        except Exception as exc:
+            mapped = _request_error(exc, timeouts, provider, secrets)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return HttpResponse(raw, provider=provider, idle=timeouts.idle, deadline=attempt_deadline, secrets=secrets)
 
     async def aclose(self) -> None:
         if self._watchdog is not None:

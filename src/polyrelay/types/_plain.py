@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import attrs
 
+from polyrelay._twins import twin as make_twin
 from polyrelay.types.chat import ROLES, ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import (
     ChatCompletion,
@@ -74,25 +75,6 @@ def _array(build: _Check) -> _Check:
     return check
 
 
-def _twin(cls: type) -> type | None:
-    """A plain slotted class with ``cls``'s layout whose instances may become ``cls`` instances by ``__class__``
-    assignment, or ``None`` when CPython refuses that (a ``__weakref__`` slot is enough to make it refuse).
-
-    A frozen attrs class blocks attribute assignment in Python; setting each slot through its descriptor's
-    ``__set__`` costs a method call per field. A twin's slots are set with plain attribute stores (a third of the
-    cost) and the finished object is given its real class: afterwards it is exactly what ``cls(...)`` makes."""
-    slots = cls.__dict__.get("__slots__")
-    if not isinstance(slots, tuple) or "__weakref__" in slots:
-        return None
-    twin = type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": slots, "__module__": cls.__module__})
-    try:
-        probe: Any = _new(twin)
-        probe.__class__ = cls
-    except TypeError:
-        return None
-    return twin
-
-
 def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -> _Check:
     """A builder of ``cls`` from a JSON object whose known keys pass their checks. ``spec`` lists every wire field
     in declaration order as ``(name, default or _REQUIRED, check, optional)``: ``check`` is an expression from
@@ -114,7 +96,7 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
     for f in fields:
         if not f.metadata.get("wire", True) and f.default is not None:
             raise TypeError(f"{cls.__name__}.{f.name} must default to None for {__name__}")
-    twin = _twin(cls)
+    twin = make_twin(cls)
     ns: dict[str, Any] = {
         "NO": NOT_PLAIN,
         "REQ": _REQUIRED,

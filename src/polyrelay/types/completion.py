@@ -144,7 +144,7 @@ class CallWarning:
     message: str = ""
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Attempt:
     """One attempt the router made: which target, the outcome, the error class and how long it took."""
 
@@ -158,7 +158,7 @@ class Attempt:
     first_byte: float | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ResponseMeta:
     """Who answered and how. Not part of the OpenAI JSON; read it as ``resp.meta``."""
 
