@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import attrs
 
+from polyrelay._twins import maker
 from polyrelay.errors import ConfigError, InvalidUpstreamResponse
 from polyrelay.policy import did_you_mean
 from polyrelay.provider import CallContext, ModelCapabilities, ProviderSettings
@@ -42,6 +43,12 @@ OPTION_KEYS: frozenset[str] = frozenset({"preset", "quirks", "auth", "auth_heade
 
 # Response headers worth handing to the caller on ResponseMeta (rate-limit state, request ids, timings).
 _META_HEADER_PREFIXES = ("x-ratelimit-", "openai-", "x-request-id", "x-generation-id", "retry-after")
+
+
+# Positional and a third of the keyword __init__'s cost (see polyrelay._twins): one per response.
+_make_meta = maker(
+    ResponseMeta, ("provider", "model", "requested_model", "attempts", "warnings", "request_id", "headers")
+)
 
 
 @functools.lru_cache(maxsize=512)
@@ -333,11 +340,6 @@ class OpenAICompatProvider:
     def _meta(
         self, ctx: CallContext, warnings: tuple[CallWarning, ...], resp: HttpResponse, request_id: str | None
     ) -> ResponseMeta:
-        return ResponseMeta(
-            provider=self.name,
-            model=ctx.model,
-            requested_model=ctx.requested_model,
-            warnings=warnings,
-            request_id=request_id,
-            headers=_KeptHeaders(resp.headers),
+        return _make_meta(
+            self.name, ctx.model, ctx.requested_model, (), warnings, request_id, _KeptHeaders(resp.headers)
         )

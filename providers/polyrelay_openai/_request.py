@@ -26,14 +26,15 @@ _ALNUM = string.ascii_letters + string.digits
 _ALNUM9 = re.compile(r"[A-Za-z0-9]{9}")
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define
 class WireRequest:
     """A translated request: the body, the warnings for what was dropped, and the tool-call ids that were
-    remapped (upstream id → the caller's id) so responses can be mapped back."""
+    remapped (upstream id → the caller's id) so responses can be mapped back. Made once per attempt and only read:
+    a plain (not frozen) class, whose ``__init__`` is plain stores."""
 
     body: dict[str, Any]
-    warnings: tuple[CallWarning, ...] = ()
-    ids_back: Mapping[str, str] = attrs.field(factory=dict)
+    warnings: tuple[CallWarning, ...]
+    ids_back: Mapping[str, str]
 
 
 def alnum9_id(tool_id: str) -> str:
@@ -109,7 +110,7 @@ def build_request(request: ChatRequest, row: CompatRow, *, model: str, stream: b
     messages = body.get("messages")
     if isinstance(messages, list):
         _messages(messages, row, warnings, ids_back, base_url)
-    return WireRequest(body=body, warnings=tuple(warnings), ids_back=ids_back)
+    return WireRequest(body, tuple(warnings), ids_back)
 
 
 def _messages(
