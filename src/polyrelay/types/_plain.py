@@ -37,6 +37,7 @@ __all__ = ["NOT_PLAIN", "plain_chunk", "plain_completion", "plain_request"]
 #: Returned when the body is not of the plain shape (``None`` is a legitimate value of optional fields).
 NOT_PLAIN: Final = object()
 _REQUIRED: Final = object()
+_ABSENT: Final = object()
 _NO_NULLS: frozenset[str] = frozenset()
 
 _Check = Callable[[Any], Any]
@@ -52,6 +53,7 @@ _NULL = "v is not None"
 _ASSISTANT = "v.__class__ is not str or v != 'assistant'"
 _OPT_BOOL = "v is not None and v.__class__ is not bool"
 _ROLE = "v.__class__ is not str or v not in ROLES"
+_ACCEPT_NULL = frozenset({_OPT_STR, _OPT_INT, _NULL, _OPT_BOOL})
 
 
 def _float(v: Any) -> Any:
@@ -78,8 +80,10 @@ def _array(build: _Check) -> _Check:
 def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -> _Check:
     """A builder of ``cls`` from a JSON object whose known keys pass their checks. ``spec`` lists every wire field
     in declaration order as ``(name, default or _REQUIRED, check, optional)``: ``check`` is an expression from
-    above, or a builder (``optional``: ``None`` is taken as is). The builder is generated as straight-line code,
-    like attrs and cattrs generate theirs; the spec is checked against the class once, here."""
+    above, or a builder; ``optional`` fields (and only they) take ``null``, default to ``None``, and set a bit of a
+    mask when ``null`` is given explicitly, from which ``explicit_nulls`` is looked up (no scan of the values).
+    The builder is generated as straight-line code, like attrs and cattrs generate theirs; the spec is checked
+    against the class once, here."""
     fields = attrs.fields(cls)
     names = tuple(name for name, _, _, _ in spec)
     wire = tuple(f.name for f in fields if f.name not in ("extra", "explicit_nulls") and f.metadata.get("wire", True))
@@ -96,8 +100,27 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
     for f in fields:
         if not f.metadata.get("wire", True) and f.default is not None:
             raise TypeError(f"{cls.__name__}.{f.name} must default to None for {__name__}")
+    nullable = [name for name, _, _, optional in spec if optional]
+    for name, default, check, optional in spec:
+        if optional is not (check in _ACCEPT_NULL if isinstance(check, str) else optional) or (
+            optional and default is not None
+        ):
+            raise TypeError(f"{cls.__name__}.{name}: optional fields take null, default to None and only they do")
+    bit = {name: 1 << k for k, name in enumerate(nullable)}
+    nulls_by_mask: dict[int, frozenset[str]] = {}
+
+    def nulls_of(mask: int) -> frozenset[str]:
+        # The explicit nulls for one combination of null fields; the few combinations met are kept.
+        nulls = frozenset(name for name in nullable if mask & bit[name])
+        if len(nulls_by_mask) < 256:
+            nulls_by_mask[mask] = nulls
+        return nulls
+
     twin = make_twin(cls)
     ns: dict[str, Any] = {
+        "NULLS": nulls_by_mask,
+        "nulls_of": nulls_of,
+        "ABSENT": _ABSENT,
         "NO": NOT_PLAIN,
         "REQ": _REQUIRED,
         "new": _new,
@@ -121,15 +144,24 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
         "        return NO",
         f"    obj = new({'twin' if twin else 'cls'})",
     ]
+    lines.append("    m = 0")
     for i, (name, default, check, optional) in enumerate(spec):
         if isinstance(check, str):
             checking = [f"if {check}:", "    return NO"]
         else:
             ns[f"build{i}"] = check
             checking = [f"v = build{i}(v)", "if v is NO:", "    return NO"]
-            if optional:
-                checking = ["if v is not None:", *(" " * 4 + line for line in checking)]
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class at runtime
+        if optional:
+            # Absent: None. Null: None, and recorded in explicit_nulls (bit by bit: no scan of the values after).
+            lines += [
+                f"    v = d.get({name!r}, ABSENT)",
+                "    if v is ABSENT:",
+                "        v = None",
+                "    elif v is None:",
+            ]
+            lines += [f"        m |= {bit[name]}", "    else:"]
+            lines += [" " * 8 + line for line in checking]
+        elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class at runtime
             ns[f"factory{i}"] = default.factory
             lines += [f"    v = d.get({name!r}, REQ)", "    if v is REQ:", f"        v = factory{i}()", "    else:"]
             lines += [" " * 8 + line for line in checking]
@@ -143,9 +175,7 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
         lines.append(store(name, "v"))
     lines += [
         store("extra", "{} if known.issuperset(d) else {k: v for k, v in d.items() if k not in known}"),
-        "    nulls = NO_NULLS",
-        "    if None in d.values():",
-        "        nulls = frozenset([k for k, v in d.items() if v is None and k in known])",
+        "    nulls = NO_NULLS if not m else NULLS.get(m) or nulls_of(m)",
     ]
     for name in getattr(cls, "DEFAULTED", ()):
         lines += [f"    if {name!r} not in d:", f"        nulls = nulls.union(({'-' + name!r},))"]
@@ -299,17 +329,11 @@ _chunk = _builder(
 )
 
 
-def plain_chunk(data: Any) -> Any:
-    """The :class:`ChatCompletionChunk` the general converter would build from ``data``, or :data:`NOT_PLAIN`
-    (a chunk carrying usage, tool calls or logprobs is not plain)."""
-    return _chunk(data)
-
-
-def plain_completion(data: Any) -> Any:
-    """The :class:`ChatCompletion` the general converter would build from ``data``, or :data:`NOT_PLAIN`."""
-    return _completion(data)
-
-
-def plain_request(data: Any) -> Any:
-    """The :class:`ChatRequest` the general converter would build from ``data``, or :data:`NOT_PLAIN`."""
-    return _request(data)
+# The builders themselves (a wrapper would be one more call on every response, chunk and request).
+#: ``plain_chunk(data)``: the :class:`ChatCompletionChunk` the general converter would build from ``data``, or
+#: :data:`NOT_PLAIN` (a chunk carrying usage, tool calls or logprobs is not plain).
+plain_chunk: Final = _chunk
+#: ``plain_completion(data)``: the :class:`ChatCompletion` the general converter would build, or :data:`NOT_PLAIN`.
+plain_completion: Final = _completion
+#: ``plain_request(data)``: the :class:`ChatRequest` the general converter would build, or :data:`NOT_PLAIN`.
+plain_request: Final = _request
