@@ -163,7 +163,8 @@ class CallState:
     attempts: list[Attempt] = attrs.field(factory=list)
     errors: list[BaseException] = attrs.field(factory=list)
     tried: set[str] = attrs.field(factory=set)
-    visited: set[str] = attrs.field(factory=set)
+    visited: set[str] | None = None
+    """The route names a context/content-policy fallback may not revisit (made when first needed)."""
     expired: bool = False
     prefill: str | None = None
     """Stream continuation: the text already delivered, sent as an assistant prefill where accepted."""
@@ -319,6 +320,8 @@ class Engine:
         self._turns: dict[str, int] = {}
         self._waits: dict[RetryPolicy, wait_base] = {}
         self._stops: dict[int, stop_after_attempt] = {}
+        #: ``chat_attempt`` bound once, so a call does not make (and hold, while it waits) a bound method of its own.
+        self.chat_attempt_fn: _AttemptFn[ChatCompletion] = self.chat_attempt
 
     # -- per-target runtime --------------------------------------------------------------------------------------
     def runtime(self, key: str) -> _TargetRuntime:
@@ -340,14 +343,17 @@ class Engine:
         """Walk the chain until a target answers; raise the right error when none does."""
         chain = self._chain(call.requested_model)
         routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque([(r, None) for r in chain])
-        skipped: list[tuple[ResolvedRoute, Candidate]] = []
+        # Made only when needed: what a call holds while it waits for its answer is walked by every collection of
+        # the garbage collector until it ends, and with hundreds of calls in flight that cost shows.
+        skipped: list[tuple[ResolvedRoute, Candidate]] | None = None
         forced: str | None = None
         breaker = self.breaker
         while True:
             while routes:
                 route, only = routes.popleft()
                 ordered = (only,) if only is not None else self._order(route, call)
-                for i, cand in enumerate(ordered):
+                for i in range(len(ordered)):
+                    cand = ordered[i]
                     if cand.key in call.tried:
                         continue
                     policy = call.policy_for(cand)
@@ -358,6 +364,8 @@ class Engine:
                         if admission == "open":
                             self._skipped(call, cand, f"circuit open for {cand.key}")
                             self.failover(call, cand, None, "circuit_open")
+                            if skipped is None:
+                                skipped = []
                             skipped.append((route, cand))
                             continue
                     call.tried.add(cand.key)
@@ -389,8 +397,11 @@ class Engine:
                         names = route.context_window_fallbacks if step == "context" else route.content_policy_fallbacks
                         nxt = []
                         if names:
-                            call.visited.update([r.name for r in chain])  # this chain's routes are not fallbacks
-                            nxt = self._expand(names, call.visited)
+                            visited = call.visited
+                            if visited is None:
+                                visited = call.visited = set()
+                            visited.update([r.name for r in chain])  # this chain's routes are not fallbacks
+                            nxt = self._expand(names, visited)
                         if not nxt:
                             raise
                         self.failover(call, cand, exc, "context_window" if step == "context" else "content_policy")
@@ -400,11 +411,15 @@ class Engine:
             if call.errors or forced is not None or not skipped:
                 break
             # Every target was open: try the one whose cooldown ends first instead of failing without trying.
-            route, cand = min(skipped, key=lambda rc: breaker.open_until(rc[1].key))
+            route, cand = self._soonest_to_close(skipped)
             forced = cand.key
             breaker.force_probe(cand.key)
             routes.append((route, cand))
         raise self._final_error(call)
+
+    def _soonest_to_close(self, skipped: list[tuple[ResolvedRoute, Candidate]]) -> tuple[ResolvedRoute, Candidate]:
+        # Its own method: a lambda in run() would give every call a closure cell, made when run() starts.
+        return min(skipped, key=lambda rc: self.breaker.open_until(rc[1].key))
 
     def _order(self, route: ResolvedRoute, call: CallState) -> tuple[Candidate, ...]:
         cands = route.candidates

@@ -387,7 +387,7 @@ class Router:
         """Serve an already-parsed request (non-streamed). ``create`` is this plus argument parsing."""
         call = self._prepare(request, policy=policy, timeout=timeout, extra_headers=extra_headers)
         engine = self._engine
-        completion, cand = await engine.run(call, engine.chat_attempt)
+        completion, cand = await engine.run(call, engine.chat_attempt_fn)
         return engine.finish_completion(call, cand, completion)
 
     def stream(
@@ -604,7 +604,7 @@ class ChatCompletions:
         # Router.complete inlined: one coroutine frame fewer between the caller and the socket.
         call = router._prepare(request, policy=policy, timeout=timeout, extra_headers=extra_headers)
         engine = router._engine
-        completion, cand = await engine.run(call, engine.chat_attempt)
+        completion, cand = await engine.run(call, engine.chat_attempt_fn)
         return engine.finish_completion(call, cand, completion)
 
 
