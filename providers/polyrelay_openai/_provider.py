@@ -182,7 +182,11 @@ class OpenAICompatProvider:
     async def chat(self, request: ChatRequest, ctx: CallContext) -> ChatCompletion:
         """One completion. ``request.model`` is the public name; ``ctx.model`` is sent upstream."""
         wire = build_request(request, self.row, model=ctx.model, stream=False, base_url=self.base_url)
-        resp = await self._send(wire, ctx)
+        sending = self._send(wire, ctx)
+        # The transport encodes the body before it waits; nothing here keeps it alive while the upstream answers.
+        warnings, ids_back = wire.warnings, wire.ids_back
+        del wire
+        resp = await sending
         try:
             if resp.status >= 300:
                 raise await self._status_error(resp, ctx)
@@ -197,7 +201,7 @@ class OpenAICompatProvider:
         completion = normalize_completion(
             data,
             self.row,
-            ids_back=wire.ids_back,
+            ids_back=ids_back,
             provider=self.name,
             headers=resp.headers,
             request_id=request_id,
@@ -205,7 +209,7 @@ class OpenAICompatProvider:
             secrets=self._secrets,
         )
         # The completion was just built here and nobody else holds it: set its meta in place rather than copy it.
-        object.__setattr__(completion, "meta", self._meta(ctx, wire.warnings, resp, request_id))
+        object.__setattr__(completion, "meta", self._meta(ctx, warnings, resp, request_id))
         return completion
 
     async def stream_chat(self, request: ChatRequest, ctx: CallContext) -> AsyncGenerator[ChatCompletionChunk, None]:

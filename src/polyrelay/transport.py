@@ -384,6 +384,7 @@ class Transport:
         hdrs: Mapping[str, str] = headers or {}
         if json_body is not None:
             body = dumps_bytes(json_body)
+            json_body = None  # not held (for the garbage collector to walk) while the upstream answers
             if "Content-Type" not in hdrs:
                 hdrs = {**hdrs, "Content-Type": "application/json"}
         session = self.session
