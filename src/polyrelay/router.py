@@ -586,8 +586,10 @@ class ChatCompletions:
         """
         if not isinstance(stream, bool):
             raise InvalidRequest(f"must be true or false, got {stream!r}", path="stream")
-        timeout = params.pop("timeout", None)
-        extra_headers = params.pop("extra_headers", None)
+        timeout = extra_headers = None
+        if params:
+            timeout = params.pop("timeout", None)
+            extra_headers = params.pop("extra_headers", None)
         request = parse_request(_request_body(model, messages, stream, params))
         router = self._router
         if router.is_media_model(request.model):

@@ -387,7 +387,9 @@ class Transport:
             json_body = None  # not held (for the garbage collector to walk) while the upstream answers
             if "Content-Type" not in hdrs:
                 hdrs = {**hdrs, "Content-Type": "application/json"}
-        session = self.session
+        session = self._session
+        if session is None or session.closed:
+            session = self.session
         dog = self._watchdog
         if dog is None or dog.loop is not loop:
             dog = self._watchdog = Watchdog(loop)
