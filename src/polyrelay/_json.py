@@ -5,8 +5,11 @@ return; everything else goes to ``json.loads`` itself, so results and errors are
 
 - orjson rejects what ``json.loads`` accepts by default (``NaN``/``Infinity``, lone surrogate escapes, numbers
   beyond a double, a byte-order mark): on its error the stdlib parses (or raises) instead;
-- orjson turns an integer beyond 64 bits into a float, where ``json.loads`` keeps the integer: text with a run of
-  19 digits or more (the shortest that can leave int64) is never given to orjson;
+- orjson turns an integer beyond 64 bits into a float, where ``json.loads`` keeps the integer: text where a number
+  may start with a run of 19 digits or more (the shortest that can leave int64) is never given to orjson. A number
+  starts the text or follows ``:``, ``,``, ``[`` or whitespace, with an optional ``-``; digits inside a string
+  (``"chatcmpl-1234..."``) follow something else and do not count, though a string like ``"a: 1234..."`` does
+  (the stdlib then parses it: slower, never wrong);
 - ``json.loads`` of a ``str`` refuses a byte-order mark that orjson would read: str input reaches orjson as
   UTF-8 bytes, where a BOM is an error for both.
 
@@ -29,10 +32,16 @@ import orjson
 __all__ = ["dumps_bytes", "loads_bytes", "loads_str"]
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-# Digits mapped to "0" (everything else unchanged): a run of 19 zeros in the result is a run of 19 digits in the
-# text. A C-level translate plus a substring search; a regular expression costs several times as much.
-_DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
+# The text mapped to a skeleton: digits to "0", what may precede a number (":", ",", "[" and whitespace) to ":",
+# "-" kept, everything else to "x". A number that may leave int64 is then ":" or ":-" followed by 19 zeros, or the
+# skeleton starts with one. A C-level translate plus substring searches; a regular expression costs far more.
+_SKELETON: Final = bytes(
+    ord("0") if 48 <= b <= 57 else ord(":") if chr(b) in ":,[ \t\r\n" else b if b == ord("-") else ord("x")
+    for b in range(256)
+)
 _LONG_RUN: Final = b"0" * 19
+_NUMBER_STARTS: Final = (b":" + _LONG_RUN, b":-" + _LONG_RUN)
+_TEXT_STARTS: Final = (_LONG_RUN, b"-" + _LONG_RUN)
 _orjson_loads: Final = orjson.loads
 _orjson_dumps: Final = orjson.dumps
 _OrjsonError: Final = orjson.JSONDecodeError
@@ -59,7 +68,10 @@ def dumps_bytes(obj: Any) -> bytes:
 
 def _exact_orjson(data: bytes) -> Any:
     """orjson's parse of ``data`` when it is exactly what ``json.loads`` returns, else :data:`_NOT_EXACT`."""
-    if _LONG_RUN not in data.translate(_DIGITS_TO_ZERO):
+    skeleton = data.translate(_SKELETON)
+    if _LONG_RUN not in skeleton or not (
+        _NUMBER_STARTS[0] in skeleton or _NUMBER_STARTS[1] in skeleton or skeleton.startswith(_TEXT_STARTS)
+    ):
         try:
             return _orjson_loads(data)
         except _OrjsonError:
