@@ -97,7 +97,7 @@ from polyrelay.strategies import LatencyStats, order_targets
 from polyrelay.types.chat import ChatRequest
 from polyrelay.types.completion import Attempt, ChatCompletion, ResponseMeta
 
-__all__ = ["CallState", "Candidate", "Engine", "ResolvedRoute"]
+__all__ = ["CallState", "Candidate", "Engine", "ResolvedRoute", "new_call"]
 
 T = TypeVar("T")
 
@@ -169,6 +169,8 @@ class CallState:
     prefill: str | None = None
     """Stream continuation: the text already delivered, sent as an assistant prefill where accepted."""
     _policies: dict[str, Policy] | None = None
+    started: float = 0.0
+    """Clock time the call was set up (its first attempt's start: the clock is not read again for it)."""
 
     def policy_for(self, cand: Candidate) -> Policy:
         """The candidate's policy with the per-call overrides applied (cached for the call)."""
@@ -186,6 +188,58 @@ class CallState:
         if not self.overrides:
             return route.policy
         return route.policy.merged(self.overrides, key="policy", user=True)
+
+
+_make_call = maker(
+    CallState,
+    (
+        "requested_model",
+        "request",
+        "policy",
+        "overrides",
+        "deadline",
+        "stream",
+        "extra_headers",
+        "attempts",
+        "errors",
+        "tried",
+        "visited",
+        "expired",
+        "prefill",
+        "_policies",
+        "started",
+    ),
+)
+
+
+def new_call(
+    requested_model: str,
+    request: ChatRequest,
+    policy: Policy,
+    overrides: Mapping[str, Any] | None,
+    deadline: float,
+    stream: bool,
+    extra_headers: Mapping[str, str],
+    started: float,
+) -> CallState:
+    """``CallState(...)`` with these fields, positionally (a third of the keyword ``__init__``'s cost)."""
+    return _make_call(
+        requested_model,
+        request,
+        policy,
+        overrides,
+        deadline,
+        stream,
+        extra_headers,
+        [],  # attempts
+        [],  # errors
+        set(),  # tried
+        None,  # visited
+        False,  # expired
+        None,  # prefill
+        None,  # policies
+        started,
+    )
 
 
 class _Alternatives:
@@ -629,7 +683,8 @@ class Engine:
     ) -> ChatCompletion:
         """One non-streamed attempt, with its bookkeeping (attempt record, circuit, latency, hooks)."""
         provider = self.chat_provider(cand.provider)
-        start = self.clock()
+        # The call's first attempt starts when the call was set up, a few microseconds ago: no clock read for it.
+        start = call.started if number == 1 and not call.attempts else self.clock()
         if call.expired or start >= call.deadline:
             raise DeadlineExceeded("the call's deadline ran out before the attempt", provider=cand.provider)
         slots = self.runtime(cand.key).slots

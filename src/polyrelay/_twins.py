@@ -37,9 +37,10 @@ def twin(cls: type) -> type | None:
 
 
 def maker(cls: type[T], names: tuple[str, ...]) -> Callable[..., T]:
-    """A positional constructor of the frozen attrs class ``cls``: every field, in declaration order (defaults and
-    factories included: the caller passes each value). ``names`` is what the caller expects the fields to be; it
-    is checked against the class once, here, as is the absence of anything ``__init__`` does besides storing."""
+    """A positional constructor of the attrs class ``cls`` (frozen or not): every field, in declaration order
+    (defaults and factories included: the caller passes each value). ``names`` is what the caller expects the
+    fields to be; it is checked against the class once, here, as is the absence of anything ``__init__`` does
+    besides storing."""
     fields = attrs.fields(cast(Any, cls))
     if tuple(f.name for f in fields) != names:
         raise TypeError(f"{cls.__name__}'s fields are {tuple(f.name for f in fields)}, not {names}")
@@ -47,11 +48,13 @@ def maker(cls: type[T], names: tuple[str, ...]) -> Callable[..., T]:
         raise TypeError(f"{cls.__name__}'s __init__ does more than store its fields")
     if "_attrs_cached_hash" in getattr(cls, "__slots__", ()):  # cache_hash: __init__ also resets the cache
         raise TypeError(f"{cls.__name__} caches its hash")
-    made = twin(cls)
+    # A class that is not frozen takes plain stores itself; a frozen one through its twin, if it can have one.
+    plain = getattr(cls, "__setattr__", None) is object.__setattr__
+    made = None if plain else twin(cls)
     ns: dict[str, Any] = {"new": _new, "cls": cls, "twin": made}
     lines = [f"def make({', '.join(names)}):", f"    o = new({'twin' if made is not None else 'cls'})"]
     for name in names:
-        if made is not None:
+        if plain or made is not None:
             lines.append(f"    o.{name} = {name}")
         else:
             ns[f"set_{name}"] = getattr(cls, name).__set__

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import attrs
 
-from polyrelay._failover import CallState, Candidate, Engine, ResolvedRoute
+from polyrelay._failover import CallState, Candidate, Engine, ResolvedRoute, new_call
 from polyrelay.circuit import CircuitBreaker, CircuitChange, CircuitSnapshot, CircuitStore, InMemoryCircuitStore
 from polyrelay.errors import ConfigError, InvalidRequest, Secret
 from polyrelay.hooks import CircuitEvent, HookSet, RouterHooks
@@ -366,14 +366,16 @@ class Router:
             ):
                 raise InvalidRequest("must map header names to string values", path="extra_headers")
             headers = dict(extra_headers)
-        return CallState(
-            requested_model=request.model,
-            request=request,
-            policy=mp,
-            overrides=policy or None,
-            deadline=self._clock() + budget if budget is not None else math.inf,
-            stream=stream,
-            extra_headers=headers,
+        now = self._clock()
+        return new_call(
+            request.model,
+            request,
+            mp,
+            policy or None,
+            now + budget if budget is not None else math.inf,
+            stream,
+            headers,
+            now,
         )
 
     async def complete(

@@ -58,3 +58,17 @@ def test_the_routers_objects_have_twins() -> None:
     made = make("p", "m", "success", None, None, None, 0.5, None)
     assert made == Attempt(provider="p", model="m", outcome="success", latency=0.5)
     assert repr(made) == repr(Attempt(provider="p", model="m", outcome="success", latency=0.5))
+
+
+def test_a_maker_of_a_mutable_class_stores_directly_and_the_call_state_starts_fresh() -> None:
+    from polyrelay._failover import CallState, new_call
+    from polyrelay.policy import Policy
+    from polyrelay.types._converters import parse_request
+
+    request = parse_request({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    made = new_call("m", request, Policy(), None, 10.0, False, {}, 4.0)
+    init = CallState(requested_model="m", request=request, policy=Policy(), deadline=10.0, started=4.0)
+    assert type(made) is CallState
+    assert attrs.asdict(made, recurse=False) == attrs.asdict(init, recurse=False)
+    other = new_call("m", request, Policy(), None, 10.0, False, {}, 4.0)
+    assert made.attempts is not other.attempts and made.tried is not other.tried  # no shared containers
