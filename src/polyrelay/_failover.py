@@ -269,6 +269,7 @@ class _Alternatives:
         return False
 
 
+_Start = tuple[ResolvedRoute, "Candidate | None"]
 _AttemptFn = Callable[[Candidate, Policy, CallState, Callable[[], bool], bool, int], Awaitable[T]]
 """One attempt on one target: ``(candidate, policy, call, has_alternative, is_probe, attempt_number)``."""
 
@@ -374,6 +375,10 @@ class Engine:
         self._turns: dict[str, int] = {}
         self._waits: dict[RetryPolicy, wait_base] = {}
         self._stops: dict[int, stop_after_attempt] = {}
+        # Each chain's walk start, (route, None) per route: made once, not per call.
+        self._starts: dict[
+            str, tuple[tuple[ResolvedRoute, ...], tuple[tuple[ResolvedRoute, Candidate | None], ...]]
+        ] = {}
         #: ``chat_attempt`` bound once, so a call does not make (and hold, while it waits) a bound method of its own.
         self.chat_attempt_fn: _AttemptFn[ChatCompletion] = self.chat_attempt
 
@@ -396,7 +401,12 @@ class Engine:
     async def run(self, call: CallState, attempt: _AttemptFn[T]) -> tuple[T, Candidate]:
         """Walk the chain until a target answers; raise the right error when none does."""
         chain = self._chain(call.requested_model)
-        routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque([(r, None) for r in chain])
+        cached = self._starts.get(call.requested_model)
+        if cached is None or cached[0] is not chain:  # the router made this chain anew: so does its start
+            if len(self._starts) >= 4096:  # bounded like the router's own caches of resolved names
+                self._starts.clear()
+            cached = self._starts[call.requested_model] = (chain, tuple((r, None) for r in chain))
+        routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque(cached[1])
         # Made only when needed: what a call holds while it waits for its answer is walked by every collection of
         # the garbage collector until it ends, and with hundreds of calls in flight that cost shows.
         skipped: list[tuple[ResolvedRoute, Candidate]] | None = None

@@ -510,7 +510,7 @@ def _request_body(model: Any, messages: Any, stream: bool, params: dict[str, Any
     if messages.__class__ is list:
         # The common case, without an ABC isinstance check: a list of dicts is used as it is (parsing copies).
         for m in messages:
-            if isinstance(m, Message):
+            if m.__class__ is not dict and isinstance(m, Message):
                 messages = [to_json(m) if isinstance(m, Message) else m for m in messages]
                 break
     elif isinstance(messages, Sequence) and not isinstance(messages, str | bytes):
