@@ -182,3 +182,20 @@ def test_deeper_than_orjson_goes_is_encoded_by_the_stdlib() -> None:
     for _ in range(400):  # orjson stops at 255 levels
         value = [value]
     assert json.loads(dumps_bytes(value)) == value
+
+
+@pytest.mark.parametrize("size", [10, 200, 5000, 100_000])
+def test_encoded_bodies_take_the_memory_of_their_length(size: int) -> None:
+    """orjson's output bytes keep the buffer they were written in (64 KB for a 5 KB body): a request body is held
+    until its answer arrives, so with many calls in flight that would multiply memory. dumps_bytes returns bytes
+    of their own size."""
+    import tracemalloc
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * size}]}
+    tracemalloc.start()
+    try:
+        kept = [dumps_bytes(body) for _ in range(50)]
+        allocated, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert allocated / len(kept) < len(kept[0]) + 256
