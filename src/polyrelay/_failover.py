@@ -269,7 +269,8 @@ class _Alternatives:
         return False
 
 
-_Start = tuple[ResolvedRoute, "Candidate | None"]
+_Start = tuple[ResolvedRoute, Candidate | None]
+"""Where a walk goes next: a route, and the one candidate to try there (``None``: all of them)."""
 _AttemptFn = Callable[[Candidate, Policy, CallState, Callable[[], bool], bool, int], Awaitable[T]]
 """One attempt on one target: ``(candidate, policy, call, has_alternative, is_probe, attempt_number)``."""
 
@@ -376,9 +377,7 @@ class Engine:
         self._waits: dict[RetryPolicy, wait_base] = {}
         self._stops: dict[int, stop_after_attempt] = {}
         # Each chain's walk start, (route, None) per route: made once, not per call.
-        self._starts: dict[
-            str, tuple[tuple[ResolvedRoute, ...], tuple[tuple[ResolvedRoute, Candidate | None], ...]]
-        ] = {}
+        self._starts: dict[str, tuple[tuple[ResolvedRoute, ...], tuple[_Start, ...]]] = {}
         #: ``chat_attempt`` bound once, so a call does not make (and hold, while it waits) a bound method of its own.
         self.chat_attempt_fn: _AttemptFn[ChatCompletion] = self.chat_attempt
 
