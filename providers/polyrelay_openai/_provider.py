@@ -187,12 +187,13 @@ class OpenAICompatProvider:
         warnings, ids_back = wire.warnings, wire.ids_back
         del wire
         resp = await sending
-        try:
-            if resp.status >= 300:
+        if resp.status >= 300:
+            try:
                 raise await self._status_error(resp, ctx)
-            data = await resp.json()
-        finally:
-            resp.close()
+            finally:
+                resp.close()
+        # Reading the body gives the connection back, or drops it on any error (HttpResponse.read): no close after.
+        data = await resp.json()
         if not isinstance(data, dict):
             raise InvalidUpstreamResponse(
                 f"expected a JSON object, got {json_kind(data)}", provider=self.name, status=resp.status

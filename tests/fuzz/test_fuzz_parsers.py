@@ -126,14 +126,16 @@ class StubResponse:
         return self.headers.get("x-request-id") or self.headers.get("request-id")
 
     async def read(self) -> bytes:
+        self.closed = True  # as HttpResponse.read: the whole body read gives the connection back
         return self._body
 
     async def text(self) -> str:
-        return self._body.decode("utf-8", "replace")
+        return (await self.read()).decode("utf-8", "replace")
 
     async def json(self) -> Any:
+        body = await self.read()
         try:
-            return json.loads(self._body)
+            return json.loads(body)
         except ValueError as exc:  # what HttpResponse.json raises
             raise InvalidUpstreamResponse("upstream returned a body that is not JSON", status=self.status) from exc
 
