@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 import attrs
 
-from polyrelay._twins import maker
 from polyrelay.errors import ConfigError, InvalidUpstreamResponse
 from polyrelay.policy import did_you_mean
 from polyrelay.provider import CallContext, ModelCapabilities, ProviderSettings
@@ -29,7 +28,13 @@ from polyrelay.serde import json_kind
 from polyrelay.sse import SSEDecoder
 from polyrelay.transport import HttpResponse, Transport, same_origin
 from polyrelay.types.chat import ChatRequest
-from polyrelay.types.completion import CallWarning, ChatCompletion, ChatCompletionChunk, ResponseMeta
+from polyrelay.types.completion import (
+    CallWarning,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ResponseMeta,
+    new_response_meta,
+)
 from polyrelay_openai._errors import error_from_response, inband_error, is_inband_error
 from polyrelay_openai._request import WireRequest, build_request
 from polyrelay_openai._response import normalize_completion
@@ -43,12 +48,6 @@ OPTION_KEYS: frozenset[str] = frozenset({"preset", "quirks", "auth", "auth_heade
 
 # Response headers worth handing to the caller on ResponseMeta (rate-limit state, request ids, timings).
 _META_HEADER_PREFIXES = ("x-ratelimit-", "openai-", "x-request-id", "x-generation-id", "retry-after")
-
-
-# Positional and a third of the keyword __init__'s cost (see polyrelay._twins): one per response.
-_make_meta = maker(
-    ResponseMeta, ("provider", "model", "requested_model", "attempts", "warnings", "request_id", "headers")
-)
 
 
 @functools.lru_cache(maxsize=512)
@@ -345,6 +344,6 @@ class OpenAICompatProvider:
     def _meta(
         self, ctx: CallContext, warnings: tuple[CallWarning, ...], resp: HttpResponse, request_id: str | None
     ) -> ResponseMeta:
-        return _make_meta(
+        return new_response_meta(
             self.name, ctx.model, ctx.requested_model, (), warnings, request_id, _KeptHeaders(resp.headers)
         )

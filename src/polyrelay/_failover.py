@@ -95,7 +95,7 @@ from polyrelay.policy import Policy, RetryPolicy
 from polyrelay.provider import ENFORCES_DEADLINE, FRESH_RESULTS, CallContext, ChatProvider
 from polyrelay.strategies import LatencyStats, order_targets
 from polyrelay.types.chat import ChatRequest
-from polyrelay.types.completion import Attempt, ChatCompletion, ResponseMeta
+from polyrelay.types.completion import Attempt, ChatCompletion, ResponseMeta, new_response_meta
 
 __all__ = ["CallState", "Candidate", "Engine", "ResolvedRoute", "new_call"]
 
@@ -331,9 +331,6 @@ _set_attempts = getattr(ResponseMeta, "attempts").__set__  # noqa: B009 - the sl
 _make_context = maker(CallContext, ("model", "timeouts", "requested_model", "deadline", "extra_headers"))
 _make_attempt = maker(
     Attempt, ("provider", "model", "outcome", "error", "error_type", "status", "latency", "first_byte")
-)
-_make_meta = maker(
-    ResponseMeta, ("provider", "model", "requested_model", "attempts", "warnings", "request_id", "headers")
 )
 
 
@@ -759,7 +756,7 @@ class Engine:
         warnings = pm.warnings if pm is not None else ()
         if extra:
             warnings = (*warnings, *extra)
-        return _make_meta(
+        return new_response_meta(
             cand.provider,
             cand.model,
             call.requested_model,

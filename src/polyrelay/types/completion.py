@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 import attrs
 
+from polyrelay._twins import maker
 from polyrelay.serde import NOT_WIRE
 from polyrelay.serde import explicit_nulls_field as _nulls
 from polyrelay.serde import extra_field as _extra
@@ -169,6 +170,14 @@ class ResponseMeta:
     warnings: tuple[CallWarning, ...] = ()
     request_id: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+#: ``new_response_meta(provider, model, requested_model, attempts, warnings, request_id, headers)``: a
+#: :class:`ResponseMeta`, positionally, at a third of the keyword ``__init__``'s cost (:mod:`polyrelay._twins`); one
+#: is made for every response.
+new_response_meta = maker(
+    ResponseMeta, ("provider", "model", "requested_model", "attempts", "warnings", "request_id", "headers")
+)
 
 
 @attrs.frozen(kw_only=True, weakref_slot=False)
