@@ -697,9 +697,9 @@ class Engine:
         if not slots.try_acquire(policy.max_concurrency):
             slots = await self.take_slot(call, cand, policy)
             start = self.clock()
-        deadline = call.deadline if self.clock_is_loop and call.deadline != math.inf else self.loop_deadline(call)
+        deadline = self.loop_deadline(call)
         try:
-            ctx = _make_context(cand.model, policy.timeouts, call.requested_model, deadline, call.extra_headers)
+            ctx = self.context(call, cand, policy, deadline)
             if deadline is None or getattr(provider, ENFORCES_DEADLINE, False) is True:
                 # The provider's transport waits end at the deadline: a second timer here would only cost.
                 result = await provider.chat(call.request, ctx)
