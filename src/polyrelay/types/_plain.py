@@ -54,7 +54,6 @@ _ASSISTANT = "v.__class__ is not str or v != 'assistant'"
 _OPT_BOOL = "v is not None and v.__class__ is not bool"
 _ROLE = "v.__class__ is not str or v not in ROLES"
 _ACCEPT_NULL = frozenset({_OPT_STR, _OPT_INT, _NULL, _OPT_BOOL})
-_GROUPED = 12  # classes with this many optional fields or more check them in groups (see _builder)
 
 
 def _float(v: Any) -> Any:
@@ -78,13 +77,15 @@ def _array(build: _Check) -> _Check:
     return check
 
 
-def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -> _Check:
+def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...], rare: tuple[str, ...] = ()) -> _Check:
     """A builder of ``cls`` from a JSON object whose known keys pass their checks. ``spec`` lists every wire field
     in declaration order as ``(name, default or _REQUIRED, check, optional)``: ``check`` is an expression from
     above, or a builder; ``optional`` fields (and only they) take ``null``, default to ``None``, and set a bit of a
     mask when ``null`` is given explicitly, from which ``explicit_nulls`` is looked up (no scan of the values).
-    The builder is generated as straight-line code, like attrs and cattrs generate theirs; the spec is checked
-    against the class once, here."""
+    ``rare`` names optional fields usually absent: runs of two to six consecutive ones are skipped together when
+    none of their keys is in the object (one C-level check instead of a lookup per field; each is still stored,
+    as None). The builder is generated as straight-line code, like attrs and cattrs generate theirs; the spec is
+    checked against the class once, here."""
     fields = attrs.fields(cls)
     names = tuple(name for name, _, _, _ in spec)
     wire = tuple(f.name for f in fields if f.name not in ("extra", "explicit_nulls") and f.metadata.get("wire", True))
@@ -146,19 +147,17 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...]) -
         f"    obj = new({'twin' if twin else 'cls'})",
     ]
     lines.append("    m = 0")
-    # A class with many optional fields (a request) usually gets a few of them: runs of up to six consecutive
-    # optional fields are skipped together when none of their keys is in the object (one C-level check instead of
-    # a lookup per field; every field is still stored, as None).
+    if not set(rare) <= set(nullable):
+        raise TypeError(f"{cls.__name__}: only optional fields can be rare")
     groups: dict[int, tuple[str, ...]] = {}
-    if len(nullable) >= _GROUPED:
-        run: list[str] = []
-        for k, (name, _, _, optional) in enumerate([*spec, ("", None, "", False)]):
-            if optional and len(run) < 6:
-                run.append(name)
-                continue
-            if len(run) >= 2:
-                groups[k - len(run)] = tuple(run)
-            run = [name] if optional else []
+    run: list[str] = []
+    for k, (name, _, _, _) in enumerate([*spec, ("", None, "", False)]):
+        if name in rare and len(run) < 6:
+            run.append(name)
+            continue
+        if len(run) >= 2:
+            groups[k - len(run)] = tuple(run)
+        run = [name] if name in rare else []
     group_end = -1
     for i, (name, default, check, optional) in enumerate(spec):
         if i in groups:
@@ -252,6 +251,7 @@ _message = _builder(
         ("tool_calls", None, _NULL, True),
         ("reasoning_content", None, _OPT_STR, True),
     ),
+    rare=("tool_calls", "reasoning_content"),
 )
 _choice = _builder(
     Choice,
@@ -288,36 +288,36 @@ _message_in = _builder(
         ("refusal", None, _OPT_STR, True),
         ("reasoning_content", None, _OPT_STR, True),
     ),
+    rare=("name", "tool_calls", "tool_call_id", "refusal", "reasoning_content"),
 )
 _stream_options = _builder(StreamOptions, (("include_usage", None, _OPT_BOOL, True),))
-_request = _builder(
-    ChatRequest,
-    (
-        ("model", _REQUIRED, _STR, False),
-        ("messages", _REQUIRED, _array(_message_in), False),
-        ("stream", None, _OPT_BOOL, True),
-        ("stream_options", None, _stream_options, True),
-        ("tools", None, _NULL, True),
-        ("tool_choice", None, _NULL, True),
-        ("parallel_tool_calls", None, _OPT_BOOL, True),
-        ("response_format", None, _NULL, True),
-        ("n", None, _OPT_INT, True),
-        ("stop", None, _NULL, True),
-        ("max_tokens", None, _OPT_INT, True),
-        ("max_completion_tokens", None, _OPT_INT, True),
-        ("temperature", None, _float, True),
-        ("top_p", None, _float, True),
-        ("presence_penalty", None, _float, True),
-        ("frequency_penalty", None, _float, True),
-        ("logit_bias", None, _NULL, True),
-        ("logprobs", None, _OPT_BOOL, True),
-        ("top_logprobs", None, _OPT_INT, True),
-        ("seed", None, _OPT_INT, True),
-        ("user", None, _OPT_STR, True),
-        ("reasoning_effort", None, _OPT_STR, True),
-        ("modalities", None, _NULL, True),
-    ),
+_REQUEST_SPEC: Final[tuple[tuple[str, Any, str | _Check, bool], ...]] = (
+    ("model", _REQUIRED, _STR, False),
+    ("messages", _REQUIRED, _array(_message_in), False),
+    ("stream", None, _OPT_BOOL, True),
+    ("stream_options", None, _stream_options, True),
+    ("tools", None, _NULL, True),
+    ("tool_choice", None, _NULL, True),
+    ("parallel_tool_calls", None, _OPT_BOOL, True),
+    ("response_format", None, _NULL, True),
+    ("n", None, _OPT_INT, True),
+    ("stop", None, _NULL, True),
+    ("max_tokens", None, _OPT_INT, True),
+    ("max_completion_tokens", None, _OPT_INT, True),
+    ("temperature", None, _float, True),
+    ("top_p", None, _float, True),
+    ("presence_penalty", None, _float, True),
+    ("frequency_penalty", None, _float, True),
+    ("logit_bias", None, _NULL, True),
+    ("logprobs", None, _OPT_BOOL, True),
+    ("top_logprobs", None, _OPT_INT, True),
+    ("seed", None, _OPT_INT, True),
+    ("user", None, _OPT_STR, True),
+    ("reasoning_effort", None, _OPT_STR, True),
+    ("modalities", None, _NULL, True),
 )
+# A request usually sets a few of its many optional fields.
+_request = _builder(ChatRequest, _REQUEST_SPEC, rare=tuple(name for name, _, _, optional in _REQUEST_SPEC if optional))
 
 
 _delta = _builder(
@@ -329,6 +329,7 @@ _delta = _builder(
         ("refusal", None, _OPT_STR, True),
         ("tool_calls", None, _NULL, True),
     ),
+    rare=("reasoning_content", "refusal", "tool_calls"),
 )
 _chunk_choice = _builder(
     ChunkChoice,
