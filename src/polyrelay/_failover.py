@@ -54,7 +54,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -160,9 +159,13 @@ class CallState:
     """Clock time by which the call must end."""
     stream: bool = False
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
-    attempts: list[Attempt] = attrs.field(factory=list)
-    errors: list[BaseException] = attrs.field(factory=list)
-    tried: set[str] = attrs.field(factory=set)
+    # Tuples, grown by concatenation: a call usually makes one attempt and meets no error, and the empty tuple is
+    # shared, so a call holds no container of its own for them while it waits (each one it held would be walked by
+    # every collection of the garbage collector until the call ends).
+    attempts: tuple[Attempt, ...] = ()
+    errors: tuple[BaseException, ...] = ()
+    tried: tuple[str, ...] = ()
+    """Keys of the targets tried so far, in order (a handful: a tuple is searched faster than a set is made)."""
     visited: set[str] | None = None
     """The route names a context/content-policy fallback may not revisit (made when first needed)."""
     expired: bool = False
@@ -171,6 +174,11 @@ class CallState:
     _policies: dict[str, Policy] | None = None
     started: float = 0.0
     """Clock time the call was set up (its first attempt's start: the clock is not read again for it)."""
+    # Where the walk is (read by Engine.has_alternative): the current candidate's route order, its index there,
+    # and the routes still to walk after that one. Plain fields, so an attempt makes no object to carry them.
+    walk_ordered: tuple[Candidate, ...] = ()
+    walk_index: int = 0
+    walk_routes: tuple[tuple[ResolvedRoute, Candidate | None], ...] = ()
 
     def policy_for(self, cand: Candidate) -> Policy:
         """The candidate's policy with the per-call overrides applied (cached for the call)."""
@@ -208,6 +216,9 @@ _make_call = maker(
         "prefill",
         "_policies",
         "started",
+        "walk_ordered",
+        "walk_index",
+        "walk_routes",
     ),
 )
 
@@ -231,48 +242,24 @@ def new_call(
         deadline,
         stream,
         extra_headers,
-        [],  # attempts
-        [],  # errors
-        set(),  # tried
+        (),  # attempts
+        (),  # errors
+        (),  # tried
         None,  # visited
         False,  # expired
         None,  # prefill
         None,  # policies
         started,
+        (),  # walk_ordered
+        0,  # walk_index
+        (),  # walk_routes
     )
-
-
-class _Alternatives:
-    """Lazily answers "is there another candidate left after this one?" for the current position of a walk."""
-
-    __slots__ = ("_breaker", "_call", "_i", "_ordered", "_routes")
-
-    def __init__(
-        self,
-        call: CallState,
-        breaker: CircuitBreaker,
-        ordered: tuple[Candidate, ...],
-        i: int,
-        routes: deque[tuple[ResolvedRoute, Candidate | None]],
-    ) -> None:
-        self._call, self._breaker, self._ordered, self._i, self._routes = call, breaker, ordered, i, routes
-
-    def __call__(self) -> bool:
-        tried, is_open = self._call.tried, self._breaker.is_open
-        for c in self._ordered[self._i + 1 :]:
-            if c.key not in tried and not is_open(c.key):
-                return True
-        for route, only in self._routes:
-            for c in (only,) if only is not None else route.candidates:
-                if c.key not in tried and not is_open(c.key):
-                    return True
-        return False
 
 
 _Start = tuple[ResolvedRoute, Candidate | None]
 """Where a walk goes next: a route, and the one candidate to try there (``None``: all of them)."""
-_AttemptFn = Callable[[Candidate, Policy, CallState, Callable[[], bool], bool, int], Awaitable[T]]
-"""One attempt on one target: ``(candidate, policy, call, has_alternative, is_probe, attempt_number)``."""
+_AttemptFn = Callable[[Candidate, Policy, CallState, bool, int], Awaitable[T]]
+"""One attempt on one target: ``(candidate, policy, call, is_probe, attempt_number)``."""
 
 
 class _FullJitter(wait_random_exponential):
@@ -402,15 +389,18 @@ class Engine:
             if len(self._starts) >= 4096:  # bounded like the router's own caches of resolved names
                 self._starts.clear()
             cached = self._starts[call.requested_model] = (chain, tuple((r, None) for r in chain))
-        routes: deque[tuple[ResolvedRoute, Candidate | None]] = deque(cached[1])
+        # The routes still to walk are the end of a tuple (the cached start, at first): no queue of the call's own.
+        routes: tuple[_Start, ...] = cached[1]
+        next_route = 0
         # Made only when needed: what a call holds while it waits for its answer is walked by every collection of
         # the garbage collector until it ends, and with hundreds of calls in flight that cost shows.
         skipped: list[tuple[ResolvedRoute, Candidate]] | None = None
         forced: str | None = None
         breaker = self.breaker
         while True:
-            while routes:
-                route, only = routes.popleft()
+            while next_route < len(routes):
+                route, only = routes[next_route]
+                next_route += 1
                 ordered = (only,) if only is not None else self._order(route, call)
                 for i in range(len(ordered)):
                     cand = ordered[i]
@@ -428,20 +418,21 @@ class Engine:
                                 skipped = []
                             skipped.append((route, cand))
                             continue
-                    call.tried.add(cand.key)
-                    alt = _Alternatives(call, breaker, ordered, i, routes)
+                    call.tried += (cand.key,)
+                    call.walk_ordered, call.walk_index = ordered, i
+                    call.walk_routes = routes[next_route:]
                     probe = admission == "probe"
                     try:
                         try:
                             # The first attempt runs here, outside any retry machinery (the fast path; a frame
                             # fewer on every resume); retries on this target are _retry_target's.
-                            return await attempt(cand, policy, call, alt, probe, 1), cand
+                            return await attempt(cand, policy, call, probe, 1), cand
                         except UpstreamError as exc:
-                            if policy.retry.max_attempts < 2 or not self._retry_here(exc, cand, policy, call, alt):
+                            if policy.retry.max_attempts < 2 or not self._retry_here(exc, cand, policy, call):
                                 raise
                             first: BaseException = exc
                         # Outside the except block, so later errors are not chained to the first one.
-                        return await self._retry_target(call, cand, policy, alt, attempt, first), cand
+                        return await self._retry_target(call, cand, policy, attempt, first), cand
                     except _WALK_ERRORS as exc:
                         step = self._next_step(call, exc)
                         if step == "raise":
@@ -466,7 +457,7 @@ class Engine:
                             raise
                         self.failover(call, cand, exc, "context_window" if step == "context" else "content_policy")
                         # The rest of the chain serves the same model: only the opt-in fallbacks remain.
-                        routes = deque((r, None) for r in nxt)
+                        routes, next_route = tuple((r, None) for r in nxt), 0
                         break
             if call.errors or forced is not None or not skipped:
                 break
@@ -474,8 +465,20 @@ class Engine:
             route, cand = self._soonest_to_close(skipped)
             forced = cand.key
             breaker.force_probe(cand.key)
-            routes.append((route, cand))
+            routes, next_route = ((route, cand),), 0
         raise self._final_error(call)
+
+    def has_alternative(self, call: CallState) -> bool:
+        """Is there another candidate left after the one being tried (not tried yet, circuit not open)?"""
+        tried, is_open = call.tried, self.breaker.is_open
+        for c in call.walk_ordered[call.walk_index + 1 :]:
+            if c.key not in tried and not is_open(c.key):
+                return True
+        for route, only in call.walk_routes:
+            for c in (only,) if only is not None else route.candidates:
+                if c.key not in tried and not is_open(c.key):
+                    return True
+        return False
 
     def _soonest_to_close(self, skipped: list[tuple[ResolvedRoute, Candidate]]) -> tuple[ResolvedRoute, Candidate]:
         # Its own method: a lambda in run() would give every call a closure cell, made when run() starts.
@@ -579,7 +582,6 @@ class Engine:
         call: CallState,
         cand: Candidate,
         policy: Policy,
-        alt: Callable[[], bool],
         attempt: _AttemptFn[T],
         first: BaseException,
     ) -> T:
@@ -591,10 +593,10 @@ class Engine:
             if pending:
                 raise pending.pop()
             number[0] += 1
-            return await attempt(cand, policy, call, alt, False, number[0])
+            return await attempt(cand, policy, call, False, number[0])
 
         def should_retry(exc: BaseException) -> bool:
-            return isinstance(exc, UpstreamError) and self._retry_here(exc, cand, policy, call, alt)
+            return isinstance(exc, UpstreamError) and self._retry_here(exc, cand, policy, call)
 
         def before_sleep(rs: RetryCallState) -> None:
             outcome = rs.outcome
@@ -623,9 +625,7 @@ class Engine:
         result: T = await retrying(again)
         return result
 
-    def _retry_here(
-        self, exc: UpstreamError, cand: Candidate, policy: Policy, call: CallState, alt: Callable[[], bool]
-    ) -> bool:
+    def _retry_here(self, exc: UpstreamError, cand: Candidate, policy: Policy, call: CallState) -> bool:
         """Is another attempt on this same target worth it?"""
         if not exc.retryable or isinstance(exc, _NEVER_RETRY):
             return False
@@ -634,7 +634,9 @@ class Engine:
         if isinstance(exc, UpstreamTimeout):
             return policy.retry.retry_on_timeout
         if isinstance(exc, ConnectionFailed):
-            return not alt()  # another candidate is a better bet than a refused or reset connection
+            return not self.has_alternative(
+                call
+            )  # another candidate is a better bet than a refused or reset connection
         ra = getattr(exc, "retry_after", None)
         if isinstance(ra, int | float) and ra > policy.retry.max_retry_after:
             return False  # the upstream asked for a longer pause than we wait: fail over instead
@@ -677,7 +679,7 @@ class Engine:
             await slots.acquire(limit, mode=policy.queue, max_wait=min(policy.queue_timeout, left), target=cand.key)
         except TargetBusy as exc:
             self._skipped(call, cand, exc.message, "TargetBusy")
-            call.errors.append(exc)
+            call.errors += (exc,)
             raise
         return slots
 
@@ -685,7 +687,7 @@ class Engine:
         return _make_context(cand.model, policy.timeouts, call.requested_model, deadline, call.extra_headers)
 
     async def chat_attempt(
-        self, cand: Candidate, policy: Policy, call: CallState, alt: Callable[[], bool], probe: bool, number: int
+        self, cand: Candidate, policy: Policy, call: CallState, probe: bool, number: int
     ) -> ChatCompletion:
         """One non-streamed attempt, with its bookkeeping (attempt record, circuit, latency, hooks)."""
         provider = self.chat_provider(cand.provider)
@@ -739,7 +741,7 @@ class Engine:
             and pm.requested_model == call.requested_model
             and not pm.attempts
         ):
-            _set_attempts(pm, tuple(call.attempts))
+            _set_attempts(pm, call.attempts)
             return completion
         meta = self.meta(call, cand, pm)
         if completion.__class__ is not ChatCompletion:
@@ -760,7 +762,7 @@ class Engine:
             cand.provider,
             cand.model,
             call.requested_model,
-            tuple(call.attempts),
+            call.attempts,
             warnings,
             pm.request_id if pm is not None else None,
             pm.headers if pm is not None else {},
@@ -805,8 +807,8 @@ class Engine:
             status=getattr(exc, "status", None),
             latency=self.clock() - start,
         )
-        call.attempts.append(att)
-        call.errors.append(exc)
+        call.attempts += (att,)
+        call.errors += (exc,)
         self.hooks.attempt(
             AttemptEvent(requested_model=call.requested_model, attempt=att, number=number, stream=call.stream)
         )
@@ -823,7 +825,7 @@ class Engine:
     ) -> None:
         self.runtime(cand.key).latency.observe(first_byte if first_byte is not None else latency, policy.latency_alpha)
         att = _make_attempt(cand.provider, cand.model, "success", None, None, None, latency, first_byte)
-        call.attempts.append(att)
+        call.attempts += (att,)
         if self.hooks.wants_successes():
             self.hooks.attempt(
                 AttemptEvent(requested_model=call.requested_model, attempt=att, number=number, stream=call.stream)
@@ -831,7 +833,7 @@ class Engine:
 
     def _skipped(self, call: CallState, cand: Candidate, why: str, error_type: str = "CircuitOpen") -> None:
         att = Attempt(provider=cand.provider, model=cand.model, outcome="skipped", error=why, error_type=error_type)
-        call.attempts.append(att)
+        call.attempts += (att,)
         self.hooks.attempt(
             AttemptEvent(requested_model=call.requested_model, attempt=att, number=0, stream=call.stream)
         )

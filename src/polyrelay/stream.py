@@ -35,7 +35,7 @@ import functools
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -59,6 +59,8 @@ from polyrelay.types.chat import ChatRequest, Message
 from polyrelay.types.completion import Attempt, CallWarning, ChatCompletionChunk, ResponseMeta, Usage
 
 __all__ = ["RESTART_KEY", "ChatStream", "is_restart"]
+
+T = TypeVar("T")
 
 #: Key in ``chunk.extra`` of the restart marker chunk.
 RESTART_KEY = "polyrelay"
@@ -120,7 +122,7 @@ def has_content(chunk: ChatCompletionChunk) -> bool:
 
 
 async def stream_attempt(
-    engine: Engine, cand: Candidate, policy: Policy, call: CallState, alt: Callable[[], bool], probe: bool, number: int
+    engine: Engine, cand: Candidate, policy: Policy, call: CallState, probe: bool, number: int
 ) -> OpenedStream:
     """Open a stream and read up to its first content (the commit point), under the first-token timeout."""
     provider = engine.chat_provider(cand.provider)
@@ -135,7 +137,9 @@ async def stream_attempt(
     # candidate, or a retry here when retry_on_timeout allows it); otherwise waiting on is the best chance.
     ftt = policy.first_token_timeout if policy.first_token_timeout is not None else policy.timeouts.first_byte
     ftt_at: float | None = None
-    if ftt is not None and (alt() or (policy.retry.retry_on_timeout and number < policy.retry.max_attempts)):
+    if ftt is not None and (
+        engine.has_alternative(call) or (policy.retry.retry_on_timeout and number < policy.retry.max_attempts)
+    ):
         ftt_at = loop.time() + ftt
     limit = ftt_at if deadline is None or (ftt_at is not None and ftt_at < deadline) else deadline
     agen = provider.stream_chat(request, engine.context(call, cand, policy, deadline))
@@ -223,15 +227,19 @@ async def finish_stream(
             status=getattr(error, "status", None),
             latency=latency,
         )
-        call.attempts[opened.index] = att
-        call.errors.append(error)
+        call.attempts = _replaced(call.attempts, opened.index, att)
+        call.errors += (error,)
         engine.hooks.attempt(
             AttemptEvent(requested_model=call.requested_model, attempt=att, number=opened.number, stream=True)
         )
     else:
-        call.attempts[opened.index] = attrs.evolve(att, latency=latency)
+        call.attempts = _replaced(call.attempts, opened.index, attrs.evolve(att, latency=latency))
     engine.breaker.record(cand.key, opened.policy.circuit, outcome, probe=opened.probe)
     await close_quietly(opened.agen)
+
+
+def _replaced(items: tuple[T, ...], index: int, item: T) -> tuple[T, ...]:
+    return (*items[:index], item, *items[index + 1 :])
 
 
 async def close_quietly(agen: AsyncIterator[Any]) -> None:
@@ -361,7 +369,7 @@ class ChatStream:
 
     @property
     def attempts(self) -> tuple[Attempt, ...]:
-        return tuple(self._call.attempts)
+        return self._call.attempts
 
     @property
     def provider(self) -> str | None:

@@ -70,5 +70,6 @@ def test_a_maker_of_a_mutable_class_stores_directly_and_the_call_state_starts_fr
     init = CallState(requested_model="m", request=request, policy=Policy(), deadline=10.0, started=4.0)
     assert type(made) is CallState
     assert attrs.asdict(made, recurse=False) == attrs.asdict(init, recurse=False)
-    other = new_call("m", request, Policy(), None, 10.0, False, {}, 4.0)
-    assert made.attempts is not other.attempts and made.tried is not other.tried  # no shared containers
+    # What a call accumulates is in immutable tuples (shared while empty), never in a container two calls share.
+    assert made.attempts == made.errors == made.tried == ()
+    assert all(type(v) is not list and type(v) is not set for v in attrs.asdict(made, recurse=False).values())
