@@ -16,6 +16,9 @@ request from ``--concurrency`` coroutines:
   concurrency slot, deadline, final metadata;
 - ``adapter``: the benchmark adapter (two deployments of the model, as ``bench/run.sh`` measures).
 
+Also reported per layer: the time the garbage collector ran, per request, and how many full (generation 2)
+collections the measured run triggered.
+
 Then, in this process with warm caches, the pieces' own cost (``timeit``). Needs the harness (``BENCH_DIR``,
 default ``../shared/bench``) and a venv with polyrelay installed (see ``bench/run.sh``).
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.util
 import json
 import os
@@ -134,13 +138,25 @@ async def _run_layer(layer: str, base: str, bench_dir: Path, concurrency: int, n
 
     await asyncio.gather(*(worker(20) for _ in range(concurrency)))  # warm-up: connections, lazy imports
     per = max(1, n // concurrency)
+    gc_time = [0.0, 0.0]  # start of the running collection, total
+    full = [0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_time[0] = time.perf_counter()
+        else:
+            gc_time[1] += time.perf_counter() - gc_time[0]
+            full[0] += info["generation"] == 2
+
+    gc.callbacks.append(on_gc)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(worker(per) for _ in range(concurrency)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    gc.callbacks.remove(on_gc)
     for close in closers:
         await close()
     total = per * concurrency
-    return {"cpu_us": 1e6 * cpu / total, "rps": total / wall}
+    return {"cpu_us": 1e6 * cpu / total, "rps": total / wall, "gc_us": 1e6 * gc_time[1] / total, "full": full[0]}
 
 
 # -- pieces, warm, in this process -------------------------------------------------------------------------------
@@ -254,6 +270,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=30_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--layers", default=",".join(LAYERS))
+    ap.add_argument("--no-pieces", action="store_true", help="skip the warm per-piece timings")
     ap.add_argument("--bench-dir", default=os.environ.get("BENCH_DIR", str(HERE.parent.parent / "shared" / "bench")))
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--_base", help=argparse.SUPPRESS)
@@ -291,16 +308,26 @@ def main() -> None:
         upstream.wait()
 
     print(f"client CPU per request, concurrency {args.concurrency}, {args.requests} requests x {args.reps} runs")
-    print(f"{'layer':<10} {'cpu us/req (min)':>17} {'median':>8} {'+ vs previous':>14} {'req/s (median)':>15}")
+    print(
+        f"{'layer':<10} {'cpu us/req (min)':>17} {'median':>8} {'+ vs previous':>14} {'req/s (median)':>15}"
+        f" {'gc us/req':>10} {'full gcs':>9}"
+    )
     previous: float | None = None
     for layer in layers:
         cpu = [s["cpu_us"] for s in samples[layer]]
         rps = statistics.median(s["rps"] for s in samples[layer])
         best = min(cpu)
         delta = "" if previous is None or layer == "adapter" else f"{best - previous:+.1f}"
-        print(f"{layer:<10} {best:>17.1f} {statistics.median(cpu):>8.1f} {delta:>14} {rps:>15,.0f}")
+        gc_us = statistics.median(s["gc_us"] for s in samples[layer])
+        full = statistics.median(s["full"] for s in samples[layer])
+        print(
+            f"{layer:<10} {best:>17.1f} {statistics.median(cpu):>8.1f} {delta:>14} {rps:>15,.0f}"
+            f" {gc_us:>10.1f} {full:>9.0f}"
+        )
         if layer != "adapter":
             previous = best
+    if args.no_pieces:
+        return
     print("\nwarm pieces (this process, best of 5), us per call")
     for name, value in _pieces():
         print(f"  {value:6.2f}  {name}")
