@@ -74,6 +74,10 @@ class WireConverter:
         self.c.register_structure_hook_factory(attrs.has, self._structure_factory)
         self.c.register_unstructure_hook_factory(attrs.has, self._unstructure_factory)
         _strict_containers(self.c)
+        # Nested models skip cattrs' dispatch and the null check: a class's generated plain unstructure, looked up
+        # when first met (see _plain_for), is called directly for its objects that hold no explicit null.
+        self._plains: dict[type, Callable[[Any], Any]] = {}
+        self._plain_of_hook: dict[Callable[[Any], Any], Callable[[Any], dict[str, Any]]] = {}
 
     # -- public -------------------------------------------------------------------------------------------------
     def structure(self, data: Any, cls: type[T]) -> T:
@@ -142,7 +146,7 @@ class WireConverter:
         has_nulls = "explicit_nulls" in names
         emit_null_default = frozenset(getattr(cls, "EMIT_NULL", ()))
         conv = self.c
-        plain = _plain_unstructure(cls, specs, has_extra, conv.unstructure)
+        plain = _plain_unstructure(cls, specs, has_extra, conv.unstructure, self._plains, self._plain_for)
 
         def unstructure(obj: Any) -> dict[str, Any]:
             nulls = obj.explicit_nulls if has_nulls and obj.explicit_nulls is not None else emit_null_default
@@ -166,25 +170,47 @@ class WireConverter:
                     out.setdefault(k, v)
             return out
 
+        if has_nulls and not emit_null_default:
+            self._plain_of_hook[unstructure] = plain
         return unstructure
+
+    def _plain_for(self, cls: type) -> Callable[[Any], Any]:
+        """``cls``'s plain unstructure when cattrs' hook for it is the one made here (not a hook registered over
+        it, like ``ImageURL``'s), else :data:`_NO_PLAIN`; remembered. Hooks are all registered when a converter is
+        built, before it unstructures anything."""
+        plain = self._plain_of_hook.get(self.c.get_unstructure_hook(cls), _NO_PLAIN)
+        self._plains[cls] = plain
+        return plain
 
 
 def _plain_unstructure(
-    cls: type[Any], specs: list[tuple[str, str, Any]], has_extra: bool, unstructure: Callable[[Any], Any]
+    cls: type[Any],
+    specs: list[tuple[str, str, Any]],
+    has_extra: bool,
+    unstructure: Callable[[Any], Any],
+    plains: Mapping[type, Callable[[Any], Any]],
+    plain_for: Callable[[type], Callable[[Any], Any]],
 ) -> Callable[[Any], dict[str, Any]]:
     """The unstructure of an object with no null to keep and no default to leave out (the common case), generated
     as straight-line code (as attrs and cattrs generate theirs): every non-None field, then the extra keys. A tuple
-    becomes the list cattrs makes of it (``list(un(item) for item in v)``), without its dispatch and generator."""
-    ns: dict[str, Any] = {"SCALARS": _SCALARS, "un": unstructure}
+    becomes the list cattrs makes of it (``list(un(item) for item in v)``), without its dispatch and generator; a
+    nested model holding no explicit null goes straight to its own plain unstructure (``plains``)."""
+    ns: dict[str, Any] = {"SCALARS": _SCALARS, "un": unstructure, "P": plains, "R": plain_for, "NO": _NO_PLAIN}
+    item = (
+        "i if (c := i.__class__) in SCALARS"
+        " else p(i) if (p := P.get(c) or R(c)) is not NO and not i.explicit_nulls else un(i)"
+    )
     lines = ["def plain(obj):", "    out = {}"]
     for name, wire, _tp in specs:
         lines += [
             f"    v = obj.{name}",
             "    if v is not None:",
-            "        if v.__class__ in SCALARS:",
+            "        if (c := v.__class__) in SCALARS:",
             f"            out[{wire!r}] = v",
-            "        elif v.__class__ is tuple:",
-            f"            out[{wire!r}] = [i if i.__class__ in SCALARS else un(i) for i in v]",
+            "        elif c is tuple:",
+            f"            out[{wire!r}] = [{item} for i in v]",
+            "        elif (p := P.get(c) or R(c)) is not NO and not v.explicit_nulls:",
+            f"            out[{wire!r}] = p(v)",
             "        else:",
             f"            out[{wire!r}] = un(v)",
         ]
@@ -295,6 +321,11 @@ def _strict_containers(c: cattrs.Converter) -> None:
 
 
 _SCALARS = frozenset({str, int, float, bool})
+
+
+def _NO_PLAIN(obj: Any) -> Any:
+    """Marks a class without a plain unstructure in ``WireConverter._plains`` (never called)."""
+    raise AssertionError("not a plain unstructure")
 
 
 def error_paths(exc: BaseException, root: str = "") -> list[tuple[str, str]]:
