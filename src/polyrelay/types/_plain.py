@@ -37,7 +37,6 @@ __all__ = ["NOT_PLAIN", "plain_chunk", "plain_completion", "plain_request"]
 #: Returned when the body is not of the plain shape (``None`` is a legitimate value of optional fields).
 NOT_PLAIN: Final = object()
 _REQUIRED: Final = object()
-_ABSENT: Final = object()
 _NO_NULLS: frozenset[str] = frozenset()
 
 _Check = Callable[[Any], Any]
@@ -54,6 +53,8 @@ _ASSISTANT = "v.__class__ is not str or v != 'assistant'"
 _OPT_BOOL = "v is not None and v.__class__ is not bool"
 _ROLE = "v.__class__ is not str or v not in ROLES"
 _ACCEPT_NULL = frozenset({_OPT_STR, _OPT_INT, _NULL, _OPT_BOOL})
+# An optional field's check once its value is known not to be null.
+_NON_NULL = {_OPT_STR: _STR, _OPT_INT: _INT, _NULL: "True", _OPT_BOOL: "v.__class__ is not bool"}
 
 
 def _float(v: Any) -> Any:
@@ -122,7 +123,6 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...], r
     ns: dict[str, Any] = {
         "NULLS": nulls_by_mask,
         "nulls_of": nulls_of,
-        "ABSENT": _ABSENT,
         "NO": NOT_PLAIN,
         "REQ": _REQUIRED,
         "new": _new,
@@ -169,19 +169,16 @@ def _builder(cls: type, spec: tuple[tuple[str, Any, str | _Check, bool], ...], r
             lines.append("    else:")
         start = len(lines)
         if isinstance(check, str):
-            checking = [f"if {check}:", "    return NO"]
+            if optional:
+                check = _NON_NULL[check]  # the code below checks only values that are not null
+            checking = ["return NO"] if check == "True" else [f"if {check}:", "    return NO"]
         else:
             ns[f"build{i}"] = check
             checking = [f"v = build{i}(v)", "if v is NO:", "    return NO"]
         if optional:
             # Absent: None. Null: None, and recorded in explicit_nulls (bit by bit: no scan of the values after).
-            lines += [
-                f"    v = d.get({name!r}, ABSENT)",
-                "    if v is ABSENT:",
-                "        v = None",
-                "    elif v is None:",
-            ]
-            lines += [f"        m |= {bit[name]}", "    else:"]
+            lines += [f"    v = d.get({name!r})", "    if v is None:", f"        if {name!r} in d:"]
+            lines += [f"            m |= {bit[name]}", "    else:"]
             lines += [" " * 8 + line for line in checking]
         elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]  # attrs.Factory is a class at runtime
             ns[f"factory{i}"] = default.factory
