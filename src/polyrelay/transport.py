@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["HttpResponse", "PoolLimits", "Timeouts", "Transport", "parse_retry_after", "same_origin"]
 
 
-@attrs.frozen(kw_only=True, cache_hash=True)  # looked up on every request: hashed once
+@attrs.frozen(kw_only=True, cache_hash=True)  # part of every Policy's hash: hashed once
 class Timeouts:
     """Per-attempt timeouts in seconds (``None`` disables one). Adjust with ``attrs.evolve``."""
 
@@ -309,7 +309,7 @@ class Transport:
         self.limits = limits or PoolLimits()
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
-        self._client_timeouts: dict[Timeouts, Any] = {}
+        self._client_timeouts: dict[float | None, Any] = {}  # by connect timeout: the only part aiohttp enforces
         self._watchdog: Watchdog | None = None  # for the first-byte waits, made in the loop of the session
 
     @property
@@ -343,11 +343,13 @@ class Transport:
         return self._session is not None and not self._session.closed
 
     def _client_timeout(self, t: Timeouts) -> Any:
-        ct = self._client_timeouts.get(t)
+        # Keyed by a float, not by Timeouts: its hash is a Python method (attrs), called on every lookup.
+        connect = t.connect
+        ct = self._client_timeouts.get(connect)
         if ct is None:
             import aiohttp
 
-            ct = self._client_timeouts[t] = aiohttp.ClientTimeout(total=None, sock_connect=t.connect)
+            ct = self._client_timeouts[connect] = aiohttp.ClientTimeout(total=None, sock_connect=connect)
         return ct
 
     async def request(
@@ -388,7 +390,7 @@ class Transport:
             if "Content-Type" not in hdrs:
                 hdrs = {**hdrs, "Content-Type": "application/json"}
         session = self._session
-        if session is None or session.closed:
+        if session is None:  # (aclose() drops it; a session closed behind our back makes aiohttp raise)
             session = self.session
         dog = self._watchdog
         if dog is None or dog.loop is not loop:
