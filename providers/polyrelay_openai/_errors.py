@@ -133,7 +133,7 @@ def _clip(text: str, limit: int) -> str:
 
 def is_inband_error(data: Any) -> bool:
     """True when a 200 body or a stream event is an error object rather than a completion / chunk."""
-    if not isinstance(data, Mapping):
+    if data.__class__ is not dict and not isinstance(data, Mapping):  # (the ABC check is a Python-level call)
         return False
     return bool(data.get("error")) or data.get("object") == "error"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -144,14 +144,15 @@ def fast_openai_converter() -> WireConverter:
 
 def parse_request(data: Mapping[str, Any]) -> ChatRequest:
     """Structure an OpenAI request body; raise :class:`InvalidRequest` naming the field path on bad input."""
-    if not isinstance(data, Mapping):
+    # (A dict first: isinstance against the Mapping ABC is a Python-level call, on every request.)
+    if data.__class__ is not dict and not isinstance(data, Mapping):
         raise InvalidRequest("the request must be a JSON object", path="")
     for key in ("model", "messages"):
         if key not in data:
             raise InvalidRequest("is required", path=key)
-    request = plain_request(data)
+    request: ChatRequest = plain_request(data)  # the builders are typed Any -> Any: no cast() call needed
     if request is not NOT_PLAIN:
-        return cast(ChatRequest, request)
+        return request
     try:
         return openai_converter().structure(data, ChatRequest)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
@@ -174,16 +175,16 @@ def _parse_upstream(data: Any, cls: type[T], provider: str) -> T:
 
 
 def parse_completion(data: Any, *, provider: str = "") -> ChatCompletion:
-    completion = plain_completion(data)
+    completion: ChatCompletion = plain_completion(data)
     if completion is not NOT_PLAIN:
-        return cast(ChatCompletion, completion)
+        return completion
     return _parse_upstream(data, ChatCompletion, provider)
 
 
 def parse_chunk(data: Any, *, provider: str = "") -> ChatCompletionChunk:
-    chunk = plain_chunk(data)
+    chunk: ChatCompletionChunk = plain_chunk(data)
     if chunk is not NOT_PLAIN:
-        return cast(ChatCompletionChunk, chunk)
+        return chunk
     return _parse_upstream(data, ChatCompletionChunk, provider)
 
 
