@@ -22,11 +22,14 @@ import secrets as _secrets
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
+import attrs
+
 from polyrelay.classify import error_for_status
 from polyrelay.errors import InvalidUpstreamResponse, Secret, UpstreamStatusError
 from polyrelay.serde import json_kind
 from polyrelay.types._converters import parse_completion
-from polyrelay.types.completion import ChatCompletion
+from polyrelay.types._plain import NOT_PLAIN, plain_completion
+from polyrelay.types.completion import ChatCompletion, ChatCompletionMessage
 from polyrelay_openai._errors import inband_error, is_inband_error
 from polyrelay_openai._rows import CompatRow
 
@@ -209,6 +212,39 @@ def _already_normal(data: Mapping[str, Any], row: CompatRow) -> bool:
     return True
 
 
+_SPECIAL_REASONS = frozenset(FINISH_REASONS) | frozenset(ERROR_FINISH_REASONS)
+_MESSAGE_FIELDS = frozenset(f.name for f in attrs.fields(ChatCompletionMessage))
+
+
+def _plain_and_normal(data: Mapping[str, Any], row: CompatRow) -> ChatCompletion | None:
+    """The common case, decided on the built objects instead of the JSON: ``data`` is the plain shape
+    (:func:`~polyrelay.types._plain.plain_completion`), not an in-band error (:func:`is_inband_error`) and already
+    normal (:func:`_already_normal`); then its completion, else ``None`` (the caller takes the general path). The
+    checks are those two functions' read off the objects: an unknown key is in ``extra``, a null in
+    ``explicit_nulls``; the plain shape already excludes tool calls and content arrays."""
+    if row.usage_fix != "none" or "choices" not in data:
+        return None
+    c: ChatCompletion = plain_completion(data)
+    if c is NOT_PLAIN or c.object == "error" or (c.extra and c.extra.get("error")):
+        return None
+    others = row.reasoning_fields
+    for ch in c.choices:
+        if (ch.extra and "usage" in ch.extra) or ch.finish_reason in _SPECIAL_REASONS:
+            return None
+        m = ch.message
+        nulls = m.explicit_nulls
+        if nulls and "tool_calls" in nulls:
+            return None
+        if m.reasoning_content is None:
+            for name in others:
+                if name == "reasoning_content":
+                    continue
+                value = getattr(m, name) if name in _MESSAGE_FIELDS else m.extra.get(name) if m.extra else None
+                if isinstance(value, str):
+                    return None
+    return c
+
+
 def normalize_completion(
     data: Mapping[str, Any],
     row: CompatRow,
@@ -221,6 +257,10 @@ def normalize_completion(
     secrets: Iterable[Secret | str] = (),
 ) -> ChatCompletion:
     """Normalise a ``chat.completion`` body and structure it. Raises the upstream's error for error bodies."""
+    if data.__class__ is dict:
+        plain = _plain_and_normal(data, row)
+        if plain is not None:
+            return plain
     secrets = tuple(secrets)
     if is_inband_error(data):
         raise inband_error(

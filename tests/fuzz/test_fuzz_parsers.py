@@ -36,6 +36,7 @@ from polyrelay.types._plain import NOT_PLAIN, plain_chunk, plain_completion
 from polyrelay.types.chat import ChatRequest, Message, StreamOptions
 from polyrelay.types.completion import ChatCompletion, ChatCompletionChunk
 from polyrelay_openai import _response as openai_response
+from polyrelay_openai._errors import is_inband_error
 from polyrelay_openai._response import normalize_completion
 from polyrelay_openai._rows import ROWS, CompatRow
 
@@ -459,6 +460,38 @@ def test_skipping_normalization_changes_nothing(data: Any, row_name: str) -> Non
     row = ROWS[row_name]
     with mock.patch.object(openai_response, "new_tool_id", lambda: "call_fixed"):  # ids made up for missing ones
         fast = _normalized(data, row)
-        with mock.patch.object(openai_response, "_already_normal", lambda _d, _r: False):
+        with (
+            mock.patch.object(openai_response, "_plain_and_normal", lambda _d, _r: None),
+            mock.patch.object(openai_response, "_already_normal", lambda _d, _r: False),
+        ):
             slow = _normalized(data, row)
     assert fast == slow
+
+
+def _normal_by_json(data: Any, row: CompatRow) -> bool:
+    return (
+        plain_completion(data) is not NOT_PLAIN
+        and not is_inband_error(data)
+        and openai_response._already_normal(data, row)
+    )
+
+
+def test_recorded_completions_are_found_normal_on_the_built_objects() -> None:
+    row = ROWS["openai"]
+    normal = [c for c in RECORDED_COMPLETIONS if openai_response._plain_and_normal(c, row) is not None]
+    assert len(normal) >= len(RECORDED_COMPLETIONS) // 2  # the common case, and the test below is not vacuous
+    assert all(_normal_by_json(c, row) for c in normal)
+
+
+@fuzz(2)
+@given(
+    st.sampled_from(RECORDED_COMPLETIONS).flatmap(mutated_json) | st.sampled_from(RECORDED_COMPLETIONS),
+    st.sampled_from(sorted(ROWS)),
+)
+def test_the_check_on_built_objects_is_the_json_check(data: Any, row_name: str) -> None:
+    """``normalize_completion`` decides "plain, no in-band error, already normal" on the built objects; that is
+    exactly what ``is_inband_error`` and ``_already_normal`` decide on the JSON."""
+    if data.__class__ is not dict:
+        return
+    row = ROWS[row_name]
+    assert (openai_response._plain_and_normal(data, row) is not None) == _normal_by_json(data, row)
