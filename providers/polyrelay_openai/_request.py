@@ -81,7 +81,7 @@ def build_request(request: ChatRequest, row: CompatRow, *, model: str, stream: b
     if row.single_choice and body.get("n") not in (None, 1):
         del body["n"]
         _warn(warnings, row, "n", "only one choice per request")
-    for old, new in row.rename_params.items():
+    for old, new in row.rename_params.items() if row.rename_params else ():
         if old in body:
             value = body.pop(old)
             if new in body:
