@@ -2,6 +2,8 @@
 
     python bench/own_cost.py            # best of 5 x 20,000 sequential calls
     python bench/own_cost.py --profile  # and a cProfile table of one more batch
+    python bench/own_cost.py --counts   # and deterministic counts: bytecodes and Python calls per call (by
+                                        # function, sys.settrace), tracked objects a call holds while it waits
 
 The Router (one OpenAI target, default policy) runs as in production down to the transport, whose aiohttp session
 is replaced by a stub that answers every request at once with a recorded-shape response (the benchmark fake
@@ -18,6 +20,9 @@ import argparse
 import asyncio
 import sys
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -106,7 +111,61 @@ class _Session:
         pass
 
 
-async def _main(calls: int, profile: bool) -> None:
+def _count_bytecodes(run: Any) -> None:
+    """Bytecodes executed and Python-level calls made per call, by function (``sys.settrace`` opcode events):
+    exact and repeatable, unlike timings; the time per bytecode varies, so it guides rather than measures."""
+    counts: Counter[str] = Counter()
+    entered: Counter[str] = Counter()
+
+    def tracer(frame: FrameType, event: str, _arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        key = f"{code.co_qualname} ({code.co_filename.rsplit('/', 1)[-1]})"
+        if event == "call":
+            entered[key] += 1  # a coroutine's resumption counts too
+        elif event == "opcode":
+            counts[key] += 1
+        return tracer
+
+    n = 10
+    sys.settrace(tracer)
+    try:
+        run(n)
+    finally:
+        sys.settrace(None)
+    total, entries = sum(counts.values()) / n, sum(entered.values()) / n
+    print(f"bytecodes per call: {total:.0f}, Python function entries: {entries:.0f}")
+    for key, value in counts.most_common(25):
+        print(f"  {value / n:6.0f} {entered[key] / n:4.0f}x  {key}")
+
+
+async def _in_flight_objects(router: Router, create: Any) -> int:
+    """Tracked objects one call holds while it waits for its answer: what every garbage collection walks for each
+    call in flight (the stub session parks 64 calls, then answers them)."""
+    import gc
+
+    gate = asyncio.get_running_loop().create_future()
+    session: Any = router.transport._session
+    answer: Callable[..., Awaitable[_Response]] = session.request
+
+    async def parked(method: str, url: Any, **kw: Any) -> _Response:
+        await gate
+        return await answer(method, url, **kw)
+
+    session.request = parked
+    gc.collect()
+    before = len(gc.get_objects())
+    calls = [asyncio.ensure_future(create(model="bench", messages=MESSAGES)) for _ in range(64)]
+    await asyncio.sleep(0)
+    gc.collect()
+    held = (len(gc.get_objects()) - before) // 64
+    gate.set_result(None)
+    await asyncio.gather(*calls)
+    session.request = answer
+    return held
+
+
+async def _main(calls: int, profile: bool, counts: bool) -> None:
     settings = ProviderSettings(name="p", type="openai", base_url="http://upstream.invalid/v1", api_key=Secret("sk-x"))
     router = Router(
         providers={"p": settings}, models=[ModelRoute(name="bench", targets=(Target(provider="p", model="gpt-4o"),))]
@@ -133,6 +192,21 @@ async def _main(calls: int, profile: bool) -> None:
             await create(model="bench", messages=MESSAGES)
         prof.disable()
         pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(30)
+    if counts:
+
+        def run(n: int) -> None:
+            # Driven by hand, not by the event loop, so only the calls themselves are traced.
+            for _ in range(n):
+                coro = create(model="bench", messages=MESSAGES)
+                try:
+                    coro.send(None)
+                except StopIteration:
+                    continue
+                raise RuntimeError("the stub session never waits: the call should have finished")
+
+        _count_bytecodes(run)
+        held = await _in_flight_objects(router, create)
+        print(f"tracked objects a call holds while it waits (with its task and the stub's coroutine): {held}")
     await router.aclose()
 
 
@@ -140,8 +214,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=20_000)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--counts", action="store_true")
     args = ap.parse_args()
-    asyncio.run(_main(args.calls, args.profile))
+    asyncio.run(_main(args.calls, args.profile, args.counts))
 
 
 if __name__ == "__main__":
