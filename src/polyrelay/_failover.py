@@ -634,9 +634,8 @@ class Engine:
         if isinstance(exc, UpstreamTimeout):
             return policy.retry.retry_on_timeout
         if isinstance(exc, ConnectionFailed):
-            return not self.has_alternative(
-                call
-            )  # another candidate is a better bet than a refused or reset connection
+            # Another candidate is a better bet than a refused or reset connection.
+            return not self.has_alternative(call)
         ra = getattr(exc, "retry_after", None)
         if isinstance(ra, int | float) and ra > policy.retry.max_retry_after:
             return False  # the upstream asked for a longer pause than we wait: fail over instead

@@ -74,8 +74,8 @@ class WireConverter:
         self.c.register_structure_hook_factory(attrs.has, self._structure_factory)
         self.c.register_unstructure_hook_factory(attrs.has, self._unstructure_factory)
         _strict_containers(self.c)
-        # Nested models skip cattrs' dispatch and the null check: a class's generated plain unstructure, looked up
-        # when first met (see _plain_for), is called directly for its objects that hold no explicit null.
+        # Models skip cattrs' dispatch and the null check: a class's generated plain unstructure, looked up when
+        # first met (see _plain_for), is called directly for its objects that hold no explicit null.
         self._plains: dict[type, Callable[[Any], Any]] = {}
         self._plain_of_hook: dict[Callable[[Any], Any], Callable[[Any], dict[str, Any]]] = {}
 
