@@ -319,8 +319,10 @@ class Transport:
         if s is None or s.closed:
             import aiohttp
 
+            from polyrelay._connector import connector_class
+
             lim = self.limits
-            connector = aiohttp.TCPConnector(
+            connector = connector_class()(
                 limit=lim.max_connections,
                 limit_per_host=lim.max_connections_per_host,
                 keepalive_timeout=lim.keepalive_timeout,

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from polyrelay._connector import READ_SIZE
 from polyrelay._watchdog import Watchdog
 from polyrelay.errors import ConnectTimeout, DeadlineExceeded, FirstByteTimeout, InvalidUpstreamResponse
 from polyrelay.transport import Timeouts, Transport
@@ -39,7 +40,11 @@ async def server() -> AsyncIterator[str]:
         }
         return web.Response(body=bodies[request.query["kind"]], content_type="application/json")
 
+    async def big(_request: web.Request) -> web.Response:
+        return web.json_response({"blob": "x" * 1_000_000})
+
     app = web.Application()
+    app.router.add_post("/big", big)
     app.router.add_post("/raw", raw)
     app.router.add_post("/ok", ok)
     app.router.add_post("/slow", slow)
@@ -69,6 +74,17 @@ async def test_answers_within_the_first_byte_limit(server: str, transport: Trans
         resp = await transport.request("POST", server + "/ok", provider="p", timeouts=Timeouts(first_byte=5.0))
         assert await resp.json() == {"ok": True}
     assert waiting(transport) == 0  # the wait left the watchdog when the headers came
+
+
+async def test_plain_tcp_connections_read_in_64_kib_pieces(server: str, transport: Transport) -> None:
+    # asyncio's 256 KiB read size costs a mapping of fresh memory per read (see polyrelay._connector).
+    async with asyncio.timeout(GUARD):
+        resp = await transport.request("POST", server + "/big", provider="p", timeouts=Timeouts())
+        conn = resp._raw.connection
+        assert conn is not None and conn.transport is not None
+        assert conn.transport.max_size == READ_SIZE  # type: ignore[attr-defined]
+        assert await resp.json() == {"blob": "x" * 1_000_000}  # a body many reads long arrives whole
+    assert asyncio.selector_events._SelectorSocketTransport.max_size == 256 * 1024  # type: ignore[attr-defined]
 
 
 async def test_no_headers_in_time_is_a_first_byte_timeout(server: str, transport: Transport) -> None:
