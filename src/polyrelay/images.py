@@ -218,7 +218,7 @@ async def download_media(
                 )
             chunks: list[bytes] = []
             size = 0
-            async for chunk in response.iter_bytes():
+            async for chunk in response.iter_bytes(bulk=True):
                 size += len(chunk)
                 if size > max_bytes:
                     raise InvalidUpstreamResponse(f"result larger than {max_bytes} bytes", provider=provider)

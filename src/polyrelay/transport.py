@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from polyrelay._connector import READ_SIZE
 from polyrelay._json import dumps_bytes, loads_bytes
 from polyrelay._watchdog import Watchdog
 from polyrelay.errors import (
@@ -115,7 +116,7 @@ class HttpResponse:
     """A response whose headers have arrived. Read it once (``read``/``json``/``iter_sse``/``iter_bytes``), or
     ``close()`` it; ``async with`` does the latter."""
 
-    __slots__ = ("_deadline", "_idle", "_provider", "_raw", "_secrets", "headers", "status")
+    __slots__ = ("_deadline", "_idle", "_provider", "_raw", "_secrets", "_widened", "headers", "status")
 
     def __init__(
         self,
@@ -133,6 +134,7 @@ class HttpResponse:
         self._idle = idle
         self._deadline = deadline
         self._secrets = secrets
+        self._widened: Any = None  # the socket transport whose reads _widen_reads made large
 
     @property
     def url(self) -> str:
@@ -152,6 +154,22 @@ class HttpResponse:
                 return max(0.0, left)
         return idle
 
+    def _widen_reads(self) -> None:
+        # The body did not all come with the headers: it is large (or slow), so the rest is read in asyncio's own
+        # large pieces (fewer trips round the event loop) instead of the small ones every connection starts with
+        # (see polyrelay._connector); _release restores them before the connection goes back to the pool.
+        conn = self._raw.connection
+        transport = None if conn is None else conn.transport
+        if transport is not None and getattr(transport, "max_size", None) == READ_SIZE:
+            transport.max_size = type(transport).max_size  # type: ignore[attr-defined]
+            self._widened = transport
+
+    def _release(self) -> None:
+        if self._widened is not None:
+            self._widened.max_size = READ_SIZE
+            self._widened = None
+        self._raw.release()
+
     def _timeout_error(self, what: str) -> UpstreamTimeout:
         deadline_hit = self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline - 1e-3
         cls: type[UpstreamTimeout] = DeadlineExceeded if deadline_hit else IdleTimeout
@@ -161,6 +179,7 @@ class HttpResponse:
         """The whole body (idle timeout applies between reads)."""
         parts: list[bytes] = []
         content = self._raw.content
+        waited = False
         try:
             while True:
                 # What has already arrived is taken without arming a timer: a small body usually comes with its
@@ -169,6 +188,9 @@ class HttpResponse:
                 if not chunk:
                     if content.is_eof():
                         break
+                    if not waited:
+                        waited = True
+                        self._widen_reads()
                     async with asyncio.timeout(self._read_timeout()):
                         chunk = await content.readany()
                     if not chunk:
@@ -182,7 +204,10 @@ class HttpResponse:
             if isinstance(exc, Exception):
                 raise _classify_read_error(exc, self._provider, self._secrets) from exc
             raise
-        self._raw.release()
+        if waited:
+            self._release()  # restores the small reads _widen_reads replaced
+        else:
+            self._raw.release()
         return b"".join(parts) if len(parts) != 1 else parts[0]
 
     async def json(self) -> Any:
@@ -202,10 +227,13 @@ class HttpResponse:
     async def text(self) -> str:
         return (await self.read()).decode("utf-8", "replace")
 
-    async def iter_bytes(self) -> AsyncGenerator[bytes, None]:
-        """Body chunks as they arrive; the idle timeout applies between chunks."""
+    async def iter_bytes(self, *, bulk: bool = False) -> AsyncGenerator[bytes, None]:
+        """Body chunks as they arrive; the idle timeout applies between chunks. ``bulk``: the body is one large
+        payload (a downloaded file), read in large pieces once it has to be waited for; a stream's events are
+        small and stay with the connection's small reads."""
         raw = self._raw
         content = raw.content
+        widen = bulk
         try:
             while True:
                 try:
@@ -213,6 +241,9 @@ class HttpResponse:
                     # the idle timeout only matters when we actually wait.
                     chunk = content.read_nowait()
                     if not chunk and not content.is_eof():
+                        if widen:
+                            widen = False
+                            self._widen_reads()
                         async with asyncio.timeout(self._read_timeout()):
                             chunk = await content.readany()
                 except TimeoutError as exc:
@@ -231,7 +262,7 @@ class HttpResponse:
                         pass
             # Finished cleanly: the connection is reusable. Otherwise (error, cancel, early close) drop it.
             if content.at_eof():
-                raw.release()
+                self._release()
             else:
                 raw.close()
 
@@ -256,7 +287,7 @@ class HttpResponse:
         self._raw.close()
 
     def release(self) -> None:
-        self._raw.release()
+        self._release()
 
     async def __aenter__(self) -> HttpResponse:
         return self

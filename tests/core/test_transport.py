@@ -87,6 +87,31 @@ async def test_plain_tcp_connections_read_in_64_kib_pieces(server: str, transpor
     assert asyncio.selector_events._SelectorSocketTransport.max_size == 256 * 1024  # type: ignore[attr-defined]
 
 
+async def test_a_body_that_must_be_waited_for_is_read_in_large_pieces(server: str, transport: Transport) -> None:
+    # Waiting for the rest of a large body: asyncio's 256 KiB reads again (fewer trips round the loop), and the
+    # connection's small reads are restored when it goes back to the pool. A stream keeps the small reads.
+    for bulk, wide in ((True, 256 * 1024), (False, READ_SIZE)):
+        async with asyncio.timeout(GUARD):
+            resp = await transport.request("POST", server + "/big", provider="p", timeouts=Timeouts())
+            conn = resp._raw.connection
+            assert conn is not None and conn.transport is not None
+            sock = conn.transport
+            sizes, body = set(), b""
+            async for chunk in resp.iter_bytes(bulk=bulk):
+                sizes.add(sock.max_size)  # type: ignore[attr-defined]
+                body += chunk
+        assert body == b'{"blob": "' + b"x" * 1_000_000 + b'"}'
+        assert max(sizes) == wide
+        assert sock.max_size == READ_SIZE  # type: ignore[attr-defined]
+    async with asyncio.timeout(GUARD):
+        resp = await transport.request("POST", server + "/big", provider="p", timeouts=Timeouts())
+        conn = resp._raw.connection
+        assert conn is not None and conn.transport is not None
+        sock = conn.transport
+        assert await resp.json() == {"blob": "x" * 1_000_000}
+    assert sock.max_size == READ_SIZE  # type: ignore[attr-defined]
+
+
 async def test_no_headers_in_time_is_a_first_byte_timeout(server: str, transport: Transport) -> None:
     async with asyncio.timeout(GUARD):
         with pytest.raises(FirstByteTimeout):
