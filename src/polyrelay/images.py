@@ -38,6 +38,7 @@ from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 
 import attrs
 
+from polyrelay._budget import start_budget
 from polyrelay.classify import error_for_status
 from polyrelay.errors import (
     InvalidRequest,
@@ -442,18 +443,24 @@ class ImagesService:
         return out
 
     async def _direct(self, request: ImageRequest, target: ResolvedTarget, provider: ImageProvider) -> ImagesResponse:
+        # Policy.deadline bounds this target's attempts, retry sleeps and result downloads (a task-based target's
+        # submission has its own, and its generation the wait timeout).
+        budget = start_budget(target, self._clock)
         ctx = self._make_ctx(target)
+        if budget is not None:
+            ctx = budget.bound(ctx)
         response = await retry_on_target(
             lambda: provider.generate_images(request, ctx),
             target_retry_policy(target),
             sleep=self._sleep_fn(),
             rng=self._rng,
+            budget=budget,
         )
         if request.response_format == "b64_json" and any(d.b64_json is None and d.url for d in response.data):
             data = []
             for item in response.data:
                 if item.b64_json is None and item.url:
-                    raw = await self._download(item.url, target, provider)
+                    raw = await self._download(item.url, target, provider, ctx)
                     item = attrs.evolve(item, url=None, b64_json=base64.b64encode(raw).decode("ascii"))
                 data.append(item)
             response = attrs.evolve(response, data=tuple(data))
@@ -520,16 +527,20 @@ class ImagesService:
         check_task_request(task_request)
         return task_request
 
-    async def _download(self, url: str, target: ResolvedTarget, provider: object) -> bytes:
+    async def _download(
+        self, url: str, target: ResolvedTarget, provider: object, ctx: CallContext | None = None
+    ) -> bytes:
+        if ctx is None:
+            ctx = self._make_ctx(target)
         if isinstance(provider, MediaDownloader):
-            return await provider.download(url, self._make_ctx(target))
+            return await provider.download(url, ctx)
         if self._transport is None:
             raise UnsupportedFeature(
                 "this provider cannot download its results; ask for response_format='url'",
                 path="response_format",
                 provider=target.provider,
             )
-        return await download_media(self._transport, url, provider=target.provider, ctx=self._make_ctx(target))
+        return await download_media(self._transport, url, provider=target.provider, ctx=ctx)
 
     def _meta(
         self,

@@ -65,7 +65,8 @@ class Policy:
     circuit: CircuitPolicy = CircuitPolicy()
     timeouts: Timeouts = Timeouts()
     deadline: float | None = 300.0
-    """Overall budget of one call in seconds: every attempt and every sleep, on every target."""
+    """Overall budget of one call in seconds: every attempt and every sleep, on every target. Media calls: one
+    submission (with its failover), one direct image generation, poll, cancel or action; not the wait for a task."""
     first_token_timeout: float | None = None
     """Streams: fail over when no content arrives this long after the request was sent (None: timeouts.first_byte)."""
     strategy: Strategy = "priority"

@@ -50,11 +50,13 @@ from typing import Any, TypeVar, cast, get_args
 import attrs
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, retry_if_result, stop_after_attempt
 
+from polyrelay._budget import Budget, StopAtBudget, start_budget
 from polyrelay.errors import (
     AllTargetsFailed,
     BadRequest,
     ConfigError,
     ContentPolicyViolation,
+    DeadlineExceeded,
     InvalidRequest,
     NotFound,
     PluginError,
@@ -230,17 +232,27 @@ def _backoff(attempt: int, policy: RetryPolicy, rng: random.Random, exc: BaseExc
 
 
 async def retry_on_target(
-    fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, sleep: Sleep, rng: random.Random
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep,
+    rng: random.Random,
+    budget: Budget | None = None,
 ) -> T:
-    """Call ``fn`` until it succeeds, retrying retryable errors per ``policy`` (tenacity, injected ``sleep``)."""
+    """Call ``fn`` until it succeeds, retrying retryable errors per ``policy`` (tenacity, injected ``sleep``).
+
+    With a ``budget``, no retry sleep ends at or past the call's deadline: the last error is raised instead."""
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         return _backoff(state.attempt_number, policy, rng, exc)
 
+    stop: Any = stop_after_attempt(max(1, policy.max_attempts))
+    if budget is not None:
+        stop = stop | StopAtBudget(budget)
     retrying = AsyncRetrying(
         sleep=sleep,
-        stop=stop_after_attempt(max(1, policy.max_attempts)),
+        stop=stop,
         wait=wait,
         retry=retry_if_exception(lambda exc: should_retry(exc, policy)),
         reraise=True,
@@ -269,14 +281,24 @@ def fails_over(exc: BaseException) -> bool:
     return isinstance(exc, UpstreamError)
 
 
-async def with_failover(model: str, candidates: Sequence[C], fn: Callable[[C], Awaitable[T]]) -> T:
+async def with_failover(
+    model: str, candidates: Sequence[C], fn: Callable[[C], Awaitable[T]], *, budget: Budget | None = None
+) -> T:
     """Try ``fn`` on each candidate in order until one succeeds, moving on after errors that :func:`fails_over`.
 
     When all fail: the first :class:`UnsupportedFeature` if every candidate refused the request, the only error if
-    there was one candidate, else :class:`AllTargetsFailed` with every error in order.
+    there was one candidate, else :class:`AllTargetsFailed` with every error in order. When the ``budget`` has run
+    out before the next candidate: :class:`DeadlineExceeded`, caused by the last error.
     """
     errors: list[BaseException] = []
     for candidate in candidates:
+        if errors and budget is not None and budget.expired():
+            summary = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+            raise DeadlineExceeded(
+                f"the call's deadline ({budget.seconds:g}s) ran out after {len(errors)} of {len(candidates)} "
+                f"targets of {model!r}: {summary}",
+                model=model,
+            ) from errors[-1]
         try:
             return await fn(candidate)
         except (UpstreamError, InvalidRequest, TaskFailed) as exc:
@@ -483,7 +505,7 @@ class TaskService:
     async def submit_to(self, target: ResolvedTarget, provider: TaskProvider, request: TaskRequest) -> Task:
         """Submit to one given target (retries there, no failover). Used by the images service."""
         check_task_request(request)
-        return await self._submit_one(request, target, provider, ())
+        return await self._submit_one(request, target, provider, (), start_budget(target, self._clock))
 
     async def get(self, task_id: str) -> Task:
         """The task's current state (one poll; transient errors retried per the target's retry policy)."""
@@ -577,9 +599,14 @@ class TaskService:
 
         Upstreams without a cancel endpoint (Flux) raise :class:`UnsupportedFeature`."""
         ref, target, provider = self._lookup(task_id)
-        ctx = self._make_ctx(target)
+        budget = start_budget(target, self._clock)
+        ctx = self._ctx(target, budget)
         snapshot = await retry_on_target(
-            lambda: provider.cancel(ref.upstream_id, ctx), target_retry_policy(target), sleep=self._sleep, rng=self._rng
+            lambda: provider.cancel(ref.upstream_id, ctx),
+            target_retry_policy(target),
+            sleep=self._sleep,
+            rng=self._rng,
+            budget=budget,
         )
         return self._task(task_id, ref, snapshot)
 
@@ -593,12 +620,14 @@ class TaskService:
             raise UnsupportedFeature(
                 "this task's provider has no follow-up actions", path="action", provider=ref.provider
             )
-        ctx = self._make_ctx(target)
+        budget = start_budget(target, self._clock)
+        ctx = self._ctx(target, budget)
         snapshot = await retry_on_target(
             lambda: provider.action(ref.upstream_id, action, ctx, params),
             target_retry_policy(target),
             sleep=self._sleep,
             rng=self._rng,
+            budget=budget,
         )
         new_ref = attrs.evolve(ref, upstream_id=snapshot.upstream_id, kind=snapshot.kind, created=self._now_ms())
         return self._task(encode_task_id(new_ref), new_ref, snapshot)
@@ -674,12 +703,19 @@ class TaskService:
             extra=snapshot.extra,
         )
 
+    def _ctx(self, target: ResolvedTarget, budget: Budget | None) -> CallContext:
+        ctx = self._make_ctx(target)
+        return ctx if budget is None else budget.bound(ctx)
+
     async def _submit_on(self, request: TaskRequest, eligible: Sequence[tuple[ResolvedTarget, TaskProvider]]) -> Task:
+        # One budget for the whole submission, every target's attempts and sleeps included.
+        budget = start_budget(eligible[0][0], self._clock) if eligible else None
+
         async def attempt(index: int) -> Task:
             target, provider = eligible[index]
-            return await self._submit_one(request, target, provider, tuple(eligible[index + 1 :]))
+            return await self._submit_one(request, target, provider, tuple(eligible[index + 1 :]), budget)
 
-        return await with_failover(request.model, range(len(eligible)), attempt)
+        return await with_failover(request.model, range(len(eligible)), attempt, budget=budget)
 
     async def _submit_one(
         self,
@@ -687,10 +723,15 @@ class TaskService:
         target: ResolvedTarget,
         provider: TaskProvider,
         remaining: tuple[tuple[ResolvedTarget, TaskProvider], ...],
+        budget: Budget | None,
     ) -> Task:
-        ctx = self._make_ctx(target)
+        ctx = self._ctx(target, budget)
         snapshot = await retry_on_target(
-            lambda: provider.submit(request, ctx), target_retry_policy(target), sleep=self._sleep, rng=self._rng
+            lambda: provider.submit(request, ctx),
+            target_retry_policy(target),
+            sleep=self._sleep,
+            rng=self._rng,
+            budget=budget,
         )
         ref = TaskRef(
             provider=target.provider,
@@ -720,7 +761,8 @@ class TaskService:
     async def _poll_once(
         self, task_id: str, ref: TaskRef, target: ResolvedTarget, provider: TaskProvider, *, retry: bool
     ) -> Task:
-        ctx = self._make_ctx(target)
+        budget = start_budget(target, self._clock) if retry else None
+        ctx = self._ctx(target, budget)
         try:
             if retry:
                 snapshot = await retry_on_target(
@@ -728,6 +770,7 @@ class TaskService:
                     target_retry_policy(target),
                     sleep=self._sleep,
                     rng=self._rng,
+                    budget=budget,
                 )
             else:
                 snapshot = await provider.poll(ref.upstream_id, ctx)

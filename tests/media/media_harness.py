@@ -64,6 +64,7 @@ class Media:
     images: ImagesService = attrs.field(init=False)
     bridge: MediaChatBridge = attrs.field(init=False)
     resubmit: bool = False
+    policy: Policy = POLICY
 
     def __attrs_post_init__(self) -> None:
         rng = random.Random(7)
@@ -89,10 +90,10 @@ class Media:
 
     def resolve(self, model: str) -> list[ResolvedTarget]:
         if model in self.routes:
-            return [ResolvedTarget(provider=p, model=m, policy=POLICY, route=model) for p, m in self.routes[model]]
+            return [ResolvedTarget(provider=p, model=m, policy=self.policy, route=model) for p, m in self.routes[model]]
         provider, sep, upstream = model.partition("/")
         if sep and provider in self.providers:
-            return [ResolvedTarget(provider=provider, model=upstream, policy=POLICY, route=model)]
+            return [ResolvedTarget(provider=provider, model=upstream, policy=self.policy, route=model)]
         raise InvalidRequest(f"unknown model {model!r}", path="model")
 
     def get_provider(self, name: str) -> object:
@@ -109,9 +110,17 @@ def build_media(
     routes: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     *,
     resubmit: bool = False,
+    policy: Policy = POLICY,
 ) -> Media:
     built = {name: spec.factory(cfg, transport) for name, (spec, cfg) in providers.items()}
-    return Media(transport=transport, clock=clock, providers=built, routes=dict(routes or {}), resubmit=resubmit)
+    return Media(
+        transport=transport,
+        clock=clock,
+        providers=built,
+        routes=dict(routes or {}),
+        resubmit=resubmit,
+        policy=policy,
+    )
 
 
 @contextlib.asynccontextmanager

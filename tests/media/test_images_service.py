@@ -6,10 +6,19 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import pytest
-from media_harness import FakeClock, Media, build_media, open_transport, settings
+from media_harness import POLICY, FakeClock, Media, build_media, open_transport, settings
 
-from polyrelay.errors import ContentPolicyViolation, InvalidRequest, TaskFailed, TaskTimeout, UnsupportedFeature
+from polyrelay.errors import (
+    ContentPolicyViolation,
+    InvalidRequest,
+    TaskFailed,
+    TaskTimeout,
+    UnsupportedFeature,
+    UpstreamError,
+)
+from polyrelay.policy import Policy
 from polyrelay.testing._faults import Fault
 from polyrelay.testing._flux import FluxOutcome, FluxUpstream
 from polyrelay.testing._openai_images import OpenAIImagesUpstream, tiny_png
@@ -42,7 +51,9 @@ async def servers() -> AsyncIterator[tuple[FluxUpstream, ReplicateUpstream, Open
 Servers = tuple[FluxUpstream, ReplicateUpstream, OpenAIImagesUpstream]
 
 
-def media_for(transport: Transport, clock: FakeClock, servers: Servers, **routes: Any) -> Media:
+def media_for(
+    transport: Transport, clock: FakeClock, servers: Servers, *, policy: Policy = POLICY, **routes: Any
+) -> Media:
     flux, replicate, openai = servers
     return build_media(
         transport,
@@ -57,6 +68,7 @@ def media_for(transport: Transport, clock: FakeClock, servers: Servers, **routes
             "pictures": [("bfl", "flux-pro-1.1"), ("oai", "dall-e-3")],
             **routes,
         },
+        policy=policy,
     )
 
 
@@ -124,6 +136,23 @@ async def test_openai_urls_are_converted_to_b64_when_asked(
     assert response.data[0].url is not None
     data = await media.images.download(response.data[0].url, provider="oai")
     assert data == PNG
+
+
+async def test_direct_generation_retries_stop_at_the_deadline(
+    transport: Transport, clock: FakeClock, servers: Servers
+) -> None:
+    # The images API asks for 2 s, the call has 1 s: the 503 is raised instead of sleeping past the deadline.
+    openai = servers[2]
+    openai.add_fault(Fault.status_code(503, retry_after=2), times=None)
+    media = media_for(transport, clock, servers, policy=attrs.evolve(POLICY, deadline=1.0))
+    with pytest.raises(UpstreamError) as info:
+        await media.images.generate(model="oai/dall-e-3", prompt="otter")
+    assert info.value.status == 503
+    assert len(openai.requests) == 1 and clock.sleeps == []
+    media = media_for(transport, clock, servers, policy=attrs.evolve(POLICY, deadline=None))
+    with pytest.raises(UpstreamError):
+        await media.images.generate(model="oai/dall-e-3", prompt="otter")
+    assert len(openai.requests) == 4 and clock.sleeps and min(clock.sleeps) >= 2  # 3 attempts without one
 
 
 async def test_failover_from_flux_to_openai(transport: Transport, clock: FakeClock, servers: Servers) -> None:

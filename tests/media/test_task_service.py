@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import attrs
 import pytest
-from media_harness import FakeClock, Media, build_media, open_transport, settings
+from media_harness import POLICY, FakeClock, Media, build_media, open_transport, settings
 
 from polyrelay.errors import (
     AllTargetsFailed,
+    DeadlineExceeded,
     InvalidRequest,
     Overloaded,
     TaskFailed,
@@ -60,6 +64,10 @@ async def flux() -> AsyncIterator[FluxUpstream]:
 async def replicate() -> AsyncIterator[ReplicateUpstream]:
     async with ReplicateUpstream() as server:
         yield server
+
+
+# A guard so a broken deadline fails the test instead of hanging it (not a timing assertion).
+GUARD = 10.0
 
 
 def media_for(
@@ -156,6 +164,57 @@ async def test_flux_503_fails_over_to_replicate(
     assert len(replicate.requests) == 1
     done = await media.tasks.wait(task.id, timeout=60)
     assert done.status == "succeeded"
+
+
+async def test_a_retry_sleep_that_would_cross_the_deadline_fails_over_instead(
+    transport: Transport, clock: FakeClock, flux: FluxUpstream, replicate: ReplicateUpstream
+) -> None:
+    # Flux asks for 2 s, the call has 1 s: no sleep, no second attempt there; Replicate answers within the budget.
+    flux.add_fault(Fault.status_code(503, retry_after=2), times=None)
+    media = media_for(transport, clock, flux, replicate, policy=attrs.evolve(POLICY, deadline=1.0))
+    task = await media.tasks.create(model="flux", prompt="a lighthouse")
+    assert task.provider == "rep"
+    assert len(flux.requests) == 1 and clock.sleeps == []
+    assert len(replicate.requests) == 1
+
+
+class WallClock:
+    """The real clock, for a deadline that real time has to run out."""
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(seconds)
+
+
+async def test_a_submission_past_its_deadline_tries_no_further_target(
+    transport: Transport, flux: FluxUpstream, replicate: ReplicateUpstream
+) -> None:
+    # Flux never answers: the transport gives up at the call's deadline, and the deadline is spent for Replicate.
+    flux.add_fault(Fault.slow_first_byte(30.0), times=None)
+    clock: Any = WallClock()
+    media = media_for(transport, clock, flux, replicate, policy=attrs.evolve(POLICY, deadline=0.3))
+    async with asyncio.timeout(GUARD):
+        with pytest.raises(DeadlineExceeded) as info:
+            await media.tasks.create(model="flux", prompt="a lighthouse")
+    assert "ran out after 1 of 2 targets of 'flux'" in info.value.message
+    assert isinstance(info.value.__cause__, DeadlineExceeded)  # the transport's, on Flux
+    assert len(flux.requests) == 1 and replicate.requests == []
+
+
+async def test_without_a_deadline_retries_follow_the_retry_policy_alone(
+    transport: Transport, clock: FakeClock, flux: FluxUpstream, replicate: ReplicateUpstream
+) -> None:
+    flux.add_fault(Fault.status_code(503, retry_after=2), times=None)
+    media = media_for(transport, clock, flux, replicate, policy=attrs.evolve(POLICY, deadline=None))
+    task = await media.tasks.create(model="flux", prompt="a lighthouse")
+    assert task.provider == "rep"
+    assert len(flux.requests) == 3 and len(clock.sleeps) == 2 and min(clock.sleeps) >= 2
 
 
 async def test_every_target_failing_is_all_targets_failed(
