@@ -31,9 +31,6 @@ class Budget:
     loop_at: float
     clock: Callable[[], float] = attrs.field(repr=False)
 
-    def left(self) -> float:
-        return self.at - self.clock()
-
     def expired(self) -> bool:
         return self.clock() >= self.at
 
