@@ -1,16 +1,17 @@
-"""The shared session's connector: aiohttp's ``TCPConnector`` reading plain-TCP sockets in 64 KiB pieces.
+"""The shared session's connector: aiohttp's ``TCPConnector`` reading plain-TCP sockets in 120 KiB pieces.
 
 asyncio's socket transport reads with ``sock.recv(max_size)``, and ``max_size`` is 256 KiB: above glibc's
 threshold for serving an allocation from the heap, so every read of a plain-HTTP response or stream chunk maps a
 fresh 256 KiB region, faults its first page in, shrinks it to what arrived and unmaps it later: three system calls
 and a page fault per read (``strace -c`` of the benchmark: one each of mmap, mremap and munmap per request). A
-64 KiB read size is served from the heap and reused. A body that does not all come with its headers is read on in
-asyncio's large pieces (:meth:`~polyrelay.transport.HttpResponse.read`), and the small ones are restored before the
-connection goes back to the pool. TLS connections read into the TLS protocol's own reused buffer and are left
-alone, as are transports without ``max_size`` (uvloop's).
+120 KiB read size stays under that threshold (128 KiB by default), so it is served from the heap and reused. A
+body that does not all come with its headers is read on in asyncio's large pieces
+(:meth:`~polyrelay.transport.HttpResponse.read`), and the small ones are restored before the connection goes back
+to the pool. TLS connections read into the TLS protocol's own reused buffer and are left alone, as are transports
+without ``max_size`` (uvloop's).
 
 ``_wrap_create_connection`` is aiohttp's private hook around ``loop.create_connection`` (the same since 3.0);
-``tests/core/test_transport.py`` checks that a connection the session opened reads in 64 KiB pieces, so an aiohttp
+``tests/core/test_transport.py`` checks that a connection the session opened reads in 120 KiB pieces, so an aiohttp
 release that moves it fails a test instead of silently losing the saving.
 """
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["READ_SIZE", "connector_class"]
 
 #: Bytes asked of the socket per read on plain-TCP connections.
-READ_SIZE = 64 * 1024
+READ_SIZE = 120 * 1024
 
 _cls: type[aiohttp.TCPConnector] | None = None
 
