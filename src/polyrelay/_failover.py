@@ -63,7 +63,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_random_exponential
 
 from polyrelay._twins import maker
-from polyrelay.circuit import CircuitBreaker, Outcome
+from polyrelay.circuit import CircuitBreaker, Outcome, outcome_of
 from polyrelay.concurrency import Slots, TargetBusy
 from polyrelay.errors import (
     AllTargetsFailed,
@@ -74,18 +74,12 @@ from polyrelay.errors import (
     ContextWindowExceeded,
     DeadlineExceeded,
     InvalidRequest,
-    InvalidUpstreamResponse,
     NotFound,
-    Overloaded,
     PermissionDenied,
     RateLimited,
     Secret,
-    ServerError,
-    StreamInterrupted,
-    TransportError,
     UnsupportedFeature,
     UpstreamError,
-    UpstreamStatusError,
     UpstreamTimeout,
     redact,
 )
@@ -107,14 +101,6 @@ _NEVER_RETRY: tuple[type[BaseException], ...] = (
     AuthenticationFailed,
     PermissionDenied,
     NotFound,
-)
-# Upstream faults: these count against a target's circuit. Client errors and cancellations do not.
-_CIRCUIT_FAILURES: tuple[type[BaseException], ...] = (
-    RateLimited,
-    Overloaded,
-    ServerError,
-    InvalidUpstreamResponse,
-    StreamInterrupted,
 )
 # A transport's deadline timer may fire a hair before the clock reads the deadline (loop clock resolution).
 _DEADLINE_SLACK = 1e-3
@@ -778,14 +764,7 @@ class Engine:
         return redact(str(exc), self._secrets(cand.provider))
 
     def circuit_outcome(self, call: CallState, exc: BaseException) -> Outcome:
-        if isinstance(exc, _CIRCUIT_FAILURES):
-            return "failure"
-        if isinstance(exc, TransportError):
-            # The call's own budget running out says nothing about the target.
-            return "neutral" if isinstance(exc, DeadlineExceeded) and self.deadline_passed(call) else "failure"
-        if type(exc) is UpstreamStatusError and exc.status is not None and (exc.status >= 500 or exc.status == 408):
-            return "failure"
-        return "neutral"
+        return outcome_of(exc, lambda: self.deadline_passed(call))
 
     def attempt_failed(
         self,

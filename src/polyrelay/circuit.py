@@ -24,6 +24,16 @@ from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
+from polyrelay.errors import (
+    DeadlineExceeded,
+    InvalidUpstreamResponse,
+    Overloaded,
+    RateLimited,
+    ServerError,
+    StreamInterrupted,
+    TransportError,
+    UpstreamStatusError,
+)
 from polyrelay.policy import CircuitPolicy
 
 __all__ = [
@@ -36,12 +46,36 @@ __all__ = [
     "CircuitStore",
     "InMemoryCircuitStore",
     "Outcome",
+    "outcome_of",
 ]
 
 CircuitState = Literal["closed", "open", "half_open"]
 Admission = Literal["allow", "probe", "open"]
 """``allow``: closed, go ahead. ``probe``: the one half-open probe (report its outcome!). ``open``: skip it."""
 Outcome = Literal["success", "failure", "neutral"]
+
+# Upstream faults: these count against a target's circuit. Client errors and cancellations do not.
+_FAILURES: tuple[type[BaseException], ...] = (
+    RateLimited,
+    Overloaded,
+    ServerError,
+    InvalidUpstreamResponse,
+    StreamInterrupted,
+)
+
+
+def outcome_of(exc: BaseException, own_deadline_passed: Callable[[], bool]) -> Outcome:
+    """What an attempt that raised ``exc`` says about its target (``own_deadline_passed``: whether the call's own
+    deadline has run out, asked only for a :class:`DeadlineExceeded`)."""
+    if isinstance(exc, _FAILURES):
+        return "failure"
+    if isinstance(exc, TransportError):
+        # The call's own budget running out says nothing about the target.
+        return "neutral" if isinstance(exc, DeadlineExceeded) and own_deadline_passed() else "failure"
+    if type(exc) is UpstreamStatusError and exc.status is not None and (exc.status >= 500 or exc.status == 408):
+        return "failure"
+    return "neutral"
+
 
 # Failed probes double the cooldown at most this many times before max_cooldown caps it anyway.
 _MAX_DOUBLINGS = 16

@@ -39,6 +39,7 @@ from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 import attrs
 
 from polyrelay._budget import start_budget
+from polyrelay._media_guard import TargetGuard
 from polyrelay.classify import error_for_status
 from polyrelay.errors import (
     InvalidRequest,
@@ -305,7 +306,9 @@ class ImagesService:
         rng: random.Random | None = None,
         transport: Transport | None = None,
         wait_timeout: float = 300.0,
+        guard: TargetGuard | None = None,
     ) -> None:
+        self._guard = guard
         self._tasks = tasks
         self._resolve = resolve
         self._get_provider = get_provider
@@ -428,7 +431,9 @@ class ImagesService:
             assert isinstance(provider, TaskProvider)
             return await self._via_task(request, candidate.target, provider, timeout)
 
-        return await with_failover(request.model, candidates, on_target)
+        return await with_failover(
+            request.model, candidates, on_target, guard=self._guard, target_of=lambda c: c.target
+        )
 
     # -- internals ----------------------------------------------------------------------------------------------
 
@@ -449,8 +454,11 @@ class ImagesService:
         ctx = self._make_ctx(target)
         if budget is not None:
             ctx = budget.bound(ctx)
+        guard = self._guard
         response = await retry_on_target(
-            lambda: provider.generate_images(request, ctx),
+            (lambda: provider.generate_images(request, ctx))
+            if guard is None
+            else (lambda: guard.attempt(target, lambda: provider.generate_images(request, ctx), budget=budget)),
             target_retry_policy(target),
             sleep=self._sleep_fn(),
             rng=self._rng,

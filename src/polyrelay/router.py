@@ -424,10 +424,12 @@ class Router:
     def _media_services(self) -> _Media:
         m = self._media
         if m is None:
+            from polyrelay._media_guard import TargetGuard
             from polyrelay.bridge import MediaChatBridge
             from polyrelay.images import ImagesService
             from polyrelay.tasks import TaskService
 
+            guard = TargetGuard(self._breaker, lambda key: self._engine.runtime(key).slots)
             tasks = TaskService(
                 resolve=self.resolve_targets,
                 get_provider=self.provider,
@@ -436,6 +438,7 @@ class Router:
                 rng=self._rng,
                 resubmit_on_failure=self.policy.resubmit_failed_tasks,
                 default_timeout=self.policy.task_timeout,
+                guard=guard,
             )
             images = ImagesService(
                 tasks,
@@ -446,6 +449,7 @@ class Router:
                 rng=self._rng,
                 transport=self.transport,
                 wait_timeout=self.policy.task_timeout,
+                guard=guard,
             )
             bridge = MediaChatBridge(tasks, wait_timeout=self.policy.task_timeout)
             m = self._media = _Media(tasks=tasks, images=images, bridge=bridge)

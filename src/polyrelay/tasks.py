@@ -51,6 +51,8 @@ import attrs
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, retry_if_result, stop_after_attempt
 
 from polyrelay._budget import Budget, StopAtBudget, start_budget
+from polyrelay._media_guard import TargetGuard
+from polyrelay.concurrency import TargetBusy
 from polyrelay.errors import (
     AllTargetsFailed,
     BadRequest,
@@ -267,12 +269,13 @@ async def retry_on_target(
 def fails_over(exc: BaseException) -> bool:
     """Whether the next target should be tried after ``exc`` (the router's rules, for media calls).
 
-    Yes: :class:`UnsupportedFeature`, any other upstream error, and a :class:`TaskFailed` task (another target may
-    succeed). No: :class:`InvalidRequest` (the input is wrong), :class:`BadRequest` (the upstream says so) and
-    content-policy rejections — a :class:`ContentPolicyViolation` or a task failed with ``content_policy_violation``
-    (the router sends those only to explicit ``content_policy_fallbacks``).
+    Yes: :class:`UnsupportedFeature`, a target at its concurrency limit (:class:`TargetBusy`), any other upstream
+    error, and a :class:`TaskFailed` task (another target may succeed). No: :class:`InvalidRequest` (the input is
+    wrong), :class:`BadRequest` (the upstream says so) and content-policy rejections — a
+    :class:`ContentPolicyViolation` or a task failed with ``content_policy_violation`` (the router sends those only
+    to explicit ``content_policy_fallbacks``).
     """
-    if isinstance(exc, UnsupportedFeature):
+    if isinstance(exc, UnsupportedFeature | TargetBusy):
         return True
     if isinstance(exc, InvalidRequest | BadRequest | ContentPolicyViolation):
         return False
@@ -282,15 +285,24 @@ def fails_over(exc: BaseException) -> bool:
 
 
 async def with_failover(
-    model: str, candidates: Sequence[C], fn: Callable[[C], Awaitable[T]], *, budget: Budget | None = None
+    model: str,
+    candidates: Sequence[C],
+    fn: Callable[[C], Awaitable[T]],
+    *,
+    budget: Budget | None = None,
+    guard: TargetGuard | None = None,
+    target_of: Callable[[C], ResolvedTarget] | None = None,
 ) -> T:
     """Try ``fn`` on each candidate in order until one succeeds, moving on after errors that :func:`fails_over`.
 
     When all fail: the first :class:`UnsupportedFeature` if every candidate refused the request, the only error if
     there was one candidate, else :class:`AllTargetsFailed` with every error in order. When the ``budget`` has run
-    out before the next candidate: :class:`DeadlineExceeded`, caused by the last error.
+    out before the next candidate: :class:`DeadlineExceeded`, caused by the last error. With a ``guard`` (and
+    ``target_of`` giving each candidate's target), candidates whose circuit is open are skipped; when every one is,
+    the one whose cooldown ends first is tried.
     """
     errors: list[BaseException] = []
+    skipped: list[C] = []
     for candidate in candidates:
         if errors and budget is not None and budget.expired():
             summary = "; ".join(f"{type(e).__name__}: {e}" for e in errors)
@@ -299,12 +311,18 @@ async def with_failover(
                 f"targets of {model!r}: {summary}",
                 model=model,
             ) from errors[-1]
+        if guard is not None and target_of is not None and not guard.admit(target_of(candidate)):
+            skipped.append(candidate)
+            continue
         try:
             return await fn(candidate)
-        except (UpstreamError, InvalidRequest, TaskFailed) as exc:
+        except (UpstreamError, InvalidRequest, TaskFailed, TargetBusy) as exc:
             if not fails_over(exc):
                 raise
             errors.append(exc)
+    if skipped and not errors and guard is not None and target_of is not None:
+        targets = [target_of(c) for c in skipped]
+        return await fn(skipped[targets.index(guard.soonest_to_close(targets))])
     if not errors:
         raise UnsupportedFeature(f"model {model!r} has no target for this call", path="model")
     if all(isinstance(e, UnsupportedFeature) for e in errors) or len(errors) == 1:
@@ -432,7 +450,8 @@ class TaskService:
 
     ``resolve`` maps a public model name to targets in failover order, ``get_provider`` an instance name to the
     provider object, ``make_ctx`` a target to the per-call context. ``sleep``/``clock``/``rng`` are injectable so
-    tests never wait; ``clock`` is wall time (``time.time``) and stamps ``Task.created_at``.
+    tests never wait; ``clock`` is wall time (``time.time``) and stamps ``Task.created_at``. ``guard`` (the
+    router's) skips targets whose circuit is open at submission and holds a concurrency slot for each attempt.
     """
 
     def __init__(
@@ -447,8 +466,10 @@ class TaskService:
         resubmit_on_failure: bool = False,
         default_timeout: float = 600.0,
         max_poll_errors: int = 20,
+        guard: TargetGuard | None = None,
     ) -> None:
         self._resolve = resolve
+        self._guard = guard
         self._get_provider = get_provider
         self._make_ctx = make_ctx
         self._sleep: Sleep = sleep or _default_sleep
@@ -715,7 +736,14 @@ class TaskService:
             target, provider = eligible[index]
             return await self._submit_one(request, target, provider, tuple(eligible[index + 1 :]), budget)
 
-        return await with_failover(request.model, range(len(eligible)), attempt, budget=budget)
+        return await with_failover(
+            request.model,
+            range(len(eligible)),
+            attempt,
+            budget=budget,
+            guard=self._guard,
+            target_of=lambda index: eligible[index][0],
+        )
 
     async def _submit_one(
         self,
@@ -726,8 +754,11 @@ class TaskService:
         budget: Budget | None,
     ) -> Task:
         ctx = self._ctx(target, budget)
+        guard = self._guard
         snapshot = await retry_on_target(
-            lambda: provider.submit(request, ctx),
+            (lambda: provider.submit(request, ctx))
+            if guard is None
+            else (lambda: guard.attempt(target, lambda: provider.submit(request, ctx), budget=budget)),
             target_retry_policy(target),
             sleep=self._sleep,
             rng=self._rng,

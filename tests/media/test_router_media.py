@@ -3,12 +3,13 @@ would (Router.from_config), with failover from a failing Flux to Replicate."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from polyrelay.errors import InvalidRequest, NotFound
+from polyrelay.errors import AllTargetsFailed, InvalidRequest, NotFound
 from polyrelay.router import Router
 from polyrelay.testing import Fault, FluxUpstream, OpenAIUpstream, ReplicateOutcome, ReplicateUpstream
 
@@ -152,3 +153,66 @@ async def test_an_expired_task_id_gets_a_clear_error(
     assert "expired upstream, was deleted, or never existed" in str(info.value)
     assert info.value.provider == "rep" and info.value.status == 404
     assert any(r.path.endswith("/predictions/expired0prediction") for r in rep.requests)
+
+
+# -- the router's circuit breaker and concurrency limit, at submission --------------------------------------------
+
+GUARD = 10.0  # so a broken wait fails the test instead of hanging it (not a timing assertion)
+
+
+def _posts(server: FluxUpstream | ReplicateUpstream) -> int:
+    return sum(1 for r in server.requests if r.method == "POST")
+
+
+async def test_a_target_whose_circuit_opened_is_skipped_at_submission(
+    servers: tuple[FluxUpstream, ReplicateUpstream, OpenAIUpstream],
+) -> None:
+    flux, rep, chat = servers
+    flux.set_down(True)
+    config = _config(flux, rep, chat, circuit={"consecutive_failures": 2, "cooldown": 60})
+    async with Router.from_config(config, sleep=Sleeps()) as router:
+        first = await router.images.generate(model="flux-pro", prompt="a lighthouse at dusk")
+        assert first.meta is not None and first.meta.provider == "rep"
+        assert _posts(flux) == 2 and router.circuit("bfl/flux-pro-1.1").state == "open"
+        second = await router.images.generate(model="flux-pro", prompt="a harbour at dawn")
+        task = await router.tasks.create(model="flux-pro", prompt="a pier at noon")
+    assert second.meta is not None and second.meta.provider == "rep" and task.provider == "rep"
+    assert _posts(flux) == 2  # skipped while open: not one more request
+
+
+async def test_when_every_circuit_is_open_the_first_to_close_is_tried(
+    servers: tuple[FluxUpstream, ReplicateUpstream, OpenAIUpstream],
+) -> None:
+    flux, rep, chat = servers
+    flux.set_down(True)
+    rep.set_down(True)
+    config = _config(flux, rep, chat, circuit={"consecutive_failures": 2, "cooldown": 60})
+    async with Router.from_config(config, sleep=Sleeps()) as router:
+        with pytest.raises(AllTargetsFailed):
+            await router.tasks.create(model="flux-pro", prompt="a lighthouse")
+        assert router.circuit("bfl/flux-pro-1.1").state == "open"  # opened first: its cooldown ends first
+        assert router.circuit("rep/black-forest-labs/flux-1.1-pro").state == "open"
+        flux.set_down(False)
+        rep_posts = _posts(rep)
+        task = await router.tasks.create(model="flux-pro", prompt="a lighthouse")
+        assert task.provider == "bfl" and _posts(rep) == rep_posts
+        assert router.circuit("bfl/flux-pro-1.1").state == "closed"  # the probe succeeded
+
+
+async def test_a_target_at_its_concurrency_limit_moves_a_submission_on(
+    servers: tuple[FluxUpstream, ReplicateUpstream, OpenAIUpstream],
+) -> None:
+    flux, rep, chat = servers
+    flux.add_fault(Fault.slow_first_byte(0.5), times=1)
+    config = _config(flux, rep, chat, max_concurrency=1, queue="fail")
+    async with Router.from_config(config, sleep=Sleeps()) as router:
+        async with asyncio.timeout(GUARD):
+            slow = asyncio.create_task(router.tasks.create(model="flux-pro", prompt="a lighthouse"))
+            while _posts(flux) == 0:  # noqa: ASYNC110 - the first submission, holding Flux's only slot, arrives
+                await asyncio.sleep(0.01)
+            moved = await router.tasks.create(model="flux-pro", prompt="a harbour")
+            held = await slow
+        assert moved.provider == "rep" and held.provider == "bfl"
+        assert _posts(flux) == 1
+        again = await router.tasks.create(model="flux-pro", prompt="a pier")  # the slot is free again
+    assert again.provider == "bfl"

@@ -1,0 +1,86 @@
+"""The router's circuit breaker and concurrency slots, for media calls.
+
+Chat calls go through the failover engine, which admits each target through the circuit breaker and takes a
+concurrency slot for every attempt. Media calls (task submission, direct image generation) fail over in
+:func:`polyrelay.tasks.with_failover`; a :class:`TargetGuard` gives them the same two checks over the same breaker
+and the same slots, so a target that keeps failing chat calls is skipped by media calls too, and the other way
+round:
+
+- a target whose circuit is open is skipped; when every target is open, the one whose cooldown ends first is tried
+  as the probe (as chat calls do);
+- each attempt takes a slot under ``Policy.max_concurrency`` (waiting per ``queue`` and ``queue_timeout``, within
+  the call's deadline; :class:`~polyrelay.concurrency.TargetBusy` moves the call to the next target) and reports
+  its outcome to the breaker (:func:`polyrelay.circuit.outcome_of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from polyrelay._budget import Budget
+from polyrelay.circuit import Admission, CircuitBreaker, outcome_of
+from polyrelay.concurrency import Slots
+from polyrelay.policy import Policy
+from polyrelay.routes import ResolvedTarget
+
+__all__ = ["TargetGuard"]
+
+T = TypeVar("T")
+
+
+def _key(target: ResolvedTarget) -> str:
+    return f"{target.provider}/{target.model}"  # the chat engine's key for the same deployment
+
+
+def _policy(target: ResolvedTarget) -> Policy:
+    return target.policy if isinstance(target.policy, Policy) else Policy()
+
+
+class TargetGuard:
+    """Circuit admission and concurrency slots per target; ``slots`` gives a target key's :class:`Slots`."""
+
+    def __init__(self, breaker: CircuitBreaker, slots: Callable[[str], Slots]) -> None:
+        self._breaker = breaker
+        self._slots = slots
+        self._probes: set[str] = set()  # targets admitted as their circuit's probe whose attempt has not run yet
+
+    def admit(self, target: ResolvedTarget) -> bool:
+        """False when the target's circuit is open (skip it). A half-open circuit admits one probe at a time: the
+        next attempt on it reports as the probe."""
+        admission: Admission = self._breaker.admit(_key(target), _policy(target).circuit)
+        if admission == "probe":
+            self._probes.add(_key(target))
+        return admission != "open"
+
+    def soonest_to_close(self, targets: list[ResolvedTarget]) -> ResolvedTarget:
+        """Of targets that are all open, the one whose cooldown ends first, made the probe."""
+        target = min(targets, key=lambda t: self._breaker.open_until(_key(t)))
+        self._breaker.force_probe(_key(target))
+        self._probes.add(_key(target))
+        return target
+
+    async def attempt(self, target: ResolvedTarget, fn: Callable[[], Awaitable[T]], *, budget: Budget | None) -> T:
+        """One attempt on ``target`` holding one of its slots; its outcome goes to the target's circuit."""
+        key, policy = _key(target), _policy(target)
+        probe = key in self._probes
+        self._probes.discard(key)
+        slots = self._slots(key)
+        limit = policy.max_concurrency
+        if not slots.try_acquire(limit):
+            wait = policy.queue_timeout if budget is None else min(policy.queue_timeout, budget.at - budget.clock())
+            await slots.acquire(limit, mode=policy.queue, max_wait=wait, target=key)
+        try:
+            result = await fn()
+        except BaseException as exc:
+            self._breaker.record(
+                key,
+                policy.circuit,
+                outcome_of(exc, lambda: budget is not None and budget.expired()),
+                probe=probe,
+            )
+            raise
+        finally:
+            slots.release()
+        self._breaker.record(key, policy.circuit, "success", probe=probe)
+        return result
