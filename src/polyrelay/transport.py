@@ -423,7 +423,7 @@ class Transport:
             if "Content-Type" not in hdrs:
                 hdrs = {**hdrs, "Content-Type": "application/json"}
         session = self._session
-        if session is None:  # (aclose() drops it; a session closed behind our back makes aiohttp raise)
+        if session is None:  # (aclose() drops it; one closed behind our back is replaced when aiohttp refuses it)
             session = self.session
         dog = self._watchdog
         if dog is None or dog.loop is not loop:
@@ -461,6 +461,20 @@ class Transport:
                 ) from exc
             raise FirstByteTimeout(f"no response headers within {timeouts.first_byte}s", provider=provider) from exc
         except Exception as exc:
+            if session.closed and self._session is session:
+                # Closed behind our back (aclose() drops it instead): a new session, and the request sent again.
+                self._session = None
+                return await self.request(
+                    method,
+                    url,
+                    provider=provider,
+                    timeouts=timeouts,
+                    headers=hdrs,
+                    data=body,
+                    params=params,
+                    deadline=deadline,
+                    secrets=secrets,
+                )
             mapped = _request_error(exc, timeouts, provider, secrets)
             if mapped is None:
                 raise

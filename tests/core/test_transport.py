@@ -114,6 +114,15 @@ async def test_a_body_that_must_be_waited_for_is_read_in_large_pieces(server: st
     assert sock.max_size == READ_SIZE  # type: ignore[attr-defined]
 
 
+async def test_a_session_closed_behind_its_back_is_replaced(server: str, transport: Transport) -> None:
+    async with asyncio.timeout(GUARD):
+        first = transport.session
+        await first.close()  # e.g. by code that reached for router.transport.session
+        resp = await transport.request("POST", server + "/ok", provider="p", timeouts=Timeouts(), json_body={"a": 1})
+        assert await resp.json() == {"ok": True}
+    assert transport.session is not first and not transport.session.closed
+
+
 async def test_no_headers_in_time_is_a_first_byte_timeout(server: str, transport: Transport) -> None:
     async with asyncio.timeout(GUARD):
         with pytest.raises(FirstByteTimeout):
