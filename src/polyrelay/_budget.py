@@ -19,7 +19,7 @@ from polyrelay.policy import Policy
 from polyrelay.provider import CallContext
 from polyrelay.routes import ResolvedTarget
 
-__all__ = ["Budget", "StopAtBudget", "start_budget"]
+__all__ = ["Budget", "StopAtBudget", "bounded", "start_budget"]
 
 
 @attrs.frozen
@@ -34,11 +34,12 @@ class Budget:
     def expired(self) -> bool:
         return self.clock() >= self.at
 
-    def bound(self, ctx: CallContext) -> CallContext:
-        """``ctx`` with the call's deadline (an earlier one it already has is kept)."""
-        if ctx.deadline is not None and ctx.deadline <= self.loop_at:
-            return ctx
-        return attrs.evolve(ctx, deadline=self.loop_at)
+
+def bounded(ctx: CallContext, budget: Budget | None) -> CallContext:
+    """``ctx`` with the call's deadline (an earlier one it already has is kept; no budget: ``ctx`` as it is)."""
+    if budget is None or (ctx.deadline is not None and ctx.deadline <= budget.loop_at):
+        return ctx
+    return attrs.evolve(ctx, deadline=budget.loop_at)
 
 
 class StopAtBudget(stop_base):

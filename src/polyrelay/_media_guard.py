@@ -24,7 +24,7 @@ from polyrelay.concurrency import Slots
 from polyrelay.policy import Policy
 from polyrelay.routes import ResolvedTarget
 
-__all__ = ["TargetGuard"]
+__all__ = ["TargetGuard", "guarded"]
 
 T = TypeVar("T")
 
@@ -84,3 +84,12 @@ class TargetGuard:
             slots.release()
         self._breaker.record(key, policy.circuit, "success", probe=probe)
         return result
+
+
+def guarded(
+    guard: TargetGuard | None, target: ResolvedTarget, fn: Callable[[], Awaitable[T]], budget: Budget | None
+) -> Callable[[], Awaitable[T]]:
+    """``fn`` as one guarded attempt on ``target`` (``fn`` itself without a guard)."""
+    if guard is None:
+        return fn
+    return lambda: guard.attempt(target, fn, budget=budget)

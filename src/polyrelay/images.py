@@ -38,8 +38,8 @@ from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 
 import attrs
 
-from polyrelay._budget import start_budget
-from polyrelay._media_guard import TargetGuard
+from polyrelay._budget import bounded, start_budget
+from polyrelay._media_guard import TargetGuard, guarded
 from polyrelay.classify import error_for_status
 from polyrelay.errors import (
     InvalidRequest,
@@ -451,14 +451,9 @@ class ImagesService:
         # Policy.deadline bounds this target's attempts, retry sleeps and result downloads (a task-based target's
         # submission has its own, and its generation the wait timeout).
         budget = start_budget(target, self._clock)
-        ctx = self._make_ctx(target)
-        if budget is not None:
-            ctx = budget.bound(ctx)
-        guard = self._guard
+        ctx = bounded(self._make_ctx(target), budget)
         response = await retry_on_target(
-            (lambda: provider.generate_images(request, ctx))
-            if guard is None
-            else (lambda: guard.attempt(target, lambda: provider.generate_images(request, ctx), budget=budget)),
+            guarded(self._guard, target, lambda: provider.generate_images(request, ctx), budget),
             target_retry_policy(target),
             sleep=self._sleep_fn(),
             rng=self._rng,

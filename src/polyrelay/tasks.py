@@ -50,8 +50,8 @@ from typing import Any, TypeVar, cast, get_args
 import attrs
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, retry_if_result, stop_after_attempt
 
-from polyrelay._budget import Budget, StopAtBudget, start_budget
-from polyrelay._media_guard import TargetGuard
+from polyrelay._budget import Budget, StopAtBudget, bounded, start_budget
+from polyrelay._media_guard import TargetGuard, guarded
 from polyrelay.concurrency import TargetBusy
 from polyrelay.errors import (
     AllTargetsFailed,
@@ -725,8 +725,7 @@ class TaskService:
         )
 
     def _ctx(self, target: ResolvedTarget, budget: Budget | None) -> CallContext:
-        ctx = self._make_ctx(target)
-        return ctx if budget is None else budget.bound(ctx)
+        return bounded(self._make_ctx(target), budget)
 
     async def _submit_on(self, request: TaskRequest, eligible: Sequence[tuple[ResolvedTarget, TaskProvider]]) -> Task:
         # One budget for the whole submission, every target's attempts and sleeps included.
@@ -754,11 +753,8 @@ class TaskService:
         budget: Budget | None,
     ) -> Task:
         ctx = self._ctx(target, budget)
-        guard = self._guard
         snapshot = await retry_on_target(
-            (lambda: provider.submit(request, ctx))
-            if guard is None
-            else (lambda: guard.attempt(target, lambda: provider.submit(request, ctx), budget=budget)),
+            guarded(self._guard, target, lambda: provider.submit(request, ctx), budget),
             target_retry_policy(target),
             sleep=self._sleep,
             rng=self._rng,
