@@ -10,7 +10,8 @@ round:
   as the probe (as chat calls do);
 - each attempt takes a slot under ``Policy.max_concurrency`` (waiting per ``queue`` and ``queue_timeout``, within
   the call's deadline; :class:`~polyrelay.concurrency.TargetBusy` moves the call to the next target) and reports
-  its outcome to the breaker (:func:`polyrelay.circuit.outcome_of`).
+  its outcome to the breaker (:func:`polyrelay.circuit.outcome_of`);
+- retries on a target stop when its circuit opens (:func:`stop_when_open`), and the call moves on.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tenacity import RetryCallState
+from tenacity.stop import stop_base
+
 from polyrelay._budget import Budget
 from polyrelay.circuit import Admission, CircuitBreaker, outcome_of
 from polyrelay.concurrency import Slots
 from polyrelay.policy import Policy
 from polyrelay.routes import ResolvedTarget
 
-__all__ = ["TargetGuard", "guarded"]
+__all__ = ["TargetGuard", "guarded", "stop_when_open"]
 
 T = TypeVar("T")
 
@@ -52,6 +56,10 @@ class TargetGuard:
         if admission == "probe":
             self._probes.add(_key(target))
         return admission != "open"
+
+    def is_open(self, target: ResolvedTarget) -> bool:
+        """True when a call to ``target`` would be skipped now (no state change)."""
+        return _policy(target).circuit.enabled and self._breaker.is_open(_key(target))
 
     def soonest_to_close(self, targets: list[ResolvedTarget]) -> ResolvedTarget:
         """Of targets that are all open, the one whose cooldown ends first, made the probe."""
@@ -93,3 +101,16 @@ def guarded(
     if guard is None:
         return fn
     return lambda: guard.attempt(target, fn, budget=budget)
+
+
+class _StopWhenOpen(stop_base):
+    def __init__(self, guard: TargetGuard, target: ResolvedTarget) -> None:
+        self.guard, self.target = guard, target
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.guard.is_open(self.target)
+
+
+def stop_when_open(guard: TargetGuard | None, target: ResolvedTarget) -> stop_base | None:
+    """A tenacity stop for retries on ``target``: true once its circuit is open (``None`` without a guard)."""
+    return None if guard is None else _StopWhenOpen(guard, target)

@@ -39,7 +39,7 @@ from urllib.parse import unquote, unquote_to_bytes, urljoin, urlsplit
 import attrs
 
 from polyrelay._budget import bounded, start_budget
-from polyrelay._media_guard import TargetGuard, guarded
+from polyrelay._media_guard import TargetGuard, guarded, stop_when_open
 from polyrelay.classify import error_for_status
 from polyrelay.errors import (
     InvalidRequest,
@@ -458,6 +458,7 @@ class ImagesService:
             sleep=self._sleep_fn(),
             rng=self._rng,
             budget=budget,
+            stop_also=stop_when_open(self._guard, target),
         )
         if request.response_format == "b64_json" and any(d.b64_json is None and d.url for d in response.data):
             data = []

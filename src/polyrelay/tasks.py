@@ -49,9 +49,10 @@ from typing import Any, TypeVar, cast, get_args
 
 import attrs
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, retry_if_result, stop_after_attempt
+from tenacity.stop import stop_base
 
 from polyrelay._budget import Budget, StopAtBudget, bounded, start_budget
-from polyrelay._media_guard import TargetGuard, guarded
+from polyrelay._media_guard import TargetGuard, guarded, stop_when_open
 from polyrelay.concurrency import TargetBusy
 from polyrelay.errors import (
     AllTargetsFailed,
@@ -240,10 +241,12 @@ async def retry_on_target(
     sleep: Sleep,
     rng: random.Random,
     budget: Budget | None = None,
+    stop_also: stop_base | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, retrying retryable errors per ``policy`` (tenacity, injected ``sleep``).
 
-    With a ``budget``, no retry sleep ends at or past the call's deadline: the last error is raised instead."""
+    With a ``budget``, no retry sleep ends at or past the call's deadline; ``stop_also`` is one more reason to
+    stop (a circuit that opened). Either way the last error is raised."""
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -252,6 +255,8 @@ async def retry_on_target(
     stop: Any = stop_after_attempt(max(1, policy.max_attempts))
     if budget is not None:
         stop = stop | StopAtBudget(budget)
+    if stop_also is not None:
+        stop = stop | stop_also
     retrying = AsyncRetrying(
         sleep=sleep,
         stop=stop,
@@ -759,6 +764,7 @@ class TaskService:
             sleep=self._sleep,
             rng=self._rng,
             budget=budget,
+            stop_also=stop_when_open(self._guard, target),
         )
         ref = TaskRef(
             provider=target.provider,

@@ -216,3 +216,15 @@ async def test_a_target_at_its_concurrency_limit_moves_a_submission_on(
         assert _posts(flux) == 1
         again = await router.tasks.create(model="flux-pro", prompt="a pier")  # the slot is free again
     assert again.provider == "bfl"
+
+
+async def test_retries_on_a_target_stop_when_its_circuit_opens(
+    servers: tuple[FluxUpstream, ReplicateUpstream, OpenAIUpstream],
+) -> None:
+    flux, rep, chat = servers
+    flux.set_down(True)
+    config = _config(flux, rep, chat, retry={"max_attempts": 3}, circuit={"consecutive_failures": 1, "cooldown": 60})
+    async with Router.from_config(config, sleep=Sleeps()) as router:
+        task = await router.tasks.create(model="flux-pro", prompt="a lighthouse")
+    assert task.provider == "rep"
+    assert _posts(flux) == 1  # the first failure opened the circuit: no second attempt there (3 without a breaker)
