@@ -15,7 +15,7 @@ import attrs
 from tenacity import RetryCallState
 from tenacity.stop import stop_base
 
-from polyrelay.policy import Policy
+from polyrelay.policy import policy_of
 from polyrelay.provider import CallContext
 from polyrelay.routes import ResolvedTarget
 
@@ -54,8 +54,7 @@ class StopAtBudget(stop_base):
 
 def start_budget(target: ResolvedTarget, clock: Callable[[], float]) -> Budget | None:
     """The budget of a call starting now, from ``Policy.deadline`` of its first target (``None``: no deadline)."""
-    policy = target.policy
-    seconds = policy.deadline if isinstance(policy, Policy) else Policy().deadline
+    seconds = policy_of(target).deadline
     if seconds is None:
         return None
     return Budget(

@@ -25,20 +25,12 @@ from tenacity.stop import stop_base
 from polyrelay._budget import Budget
 from polyrelay.circuit import Admission, CircuitBreaker, outcome_of
 from polyrelay.concurrency import Slots
-from polyrelay.policy import Policy
+from polyrelay.policy import policy_of
 from polyrelay.routes import ResolvedTarget
 
 __all__ = ["TargetGuard", "guarded", "stop_when_open"]
 
 T = TypeVar("T")
-
-
-def _key(target: ResolvedTarget) -> str:
-    return f"{target.provider}/{target.model}"  # the chat engine's key for the same deployment
-
-
-def _policy(target: ResolvedTarget) -> Policy:
-    return target.policy if isinstance(target.policy, Policy) else Policy()
 
 
 class TargetGuard:
@@ -52,25 +44,25 @@ class TargetGuard:
     def admit(self, target: ResolvedTarget) -> bool:
         """False when the target's circuit is open (skip it). A half-open circuit admits one probe at a time: the
         next attempt on it reports as the probe."""
-        admission: Admission = self._breaker.admit(_key(target), _policy(target).circuit)
+        admission: Admission = self._breaker.admit(target.key, policy_of(target).circuit)
         if admission == "probe":
-            self._probes.add(_key(target))
+            self._probes.add(target.key)
         return admission != "open"
 
     def is_open(self, target: ResolvedTarget) -> bool:
         """True when a call to ``target`` would be skipped now (no state change)."""
-        return _policy(target).circuit.enabled and self._breaker.is_open(_key(target))
+        return policy_of(target).circuit.enabled and self._breaker.is_open(target.key)
 
     def soonest_to_close(self, targets: list[ResolvedTarget]) -> ResolvedTarget:
         """Of targets that are all open, the one whose cooldown ends first, made the probe."""
-        target = min(targets, key=lambda t: self._breaker.open_until(_key(t)))
-        self._breaker.force_probe(_key(target))
-        self._probes.add(_key(target))
+        target = min(targets, key=lambda t: self._breaker.open_until(t.key))
+        self._breaker.force_probe(target.key)
+        self._probes.add(target.key)
         return target
 
     async def attempt(self, target: ResolvedTarget, fn: Callable[[], Awaitable[T]], *, budget: Budget | None) -> T:
         """One attempt on ``target`` holding one of its slots; its outcome goes to the target's circuit."""
-        key, policy = _key(target), _policy(target)
+        key, policy = target.key, policy_of(target)
         probe = key in self._probes
         self._probes.discard(key)
         slots = self._slots(key)

@@ -17,7 +17,7 @@ import attrs
 from polyrelay.errors import ConfigError, InvalidRequest
 from polyrelay.transport import Timeouts
 
-__all__ = ["CircuitPolicy", "Policy", "RetryPolicy", "Strategy", "StreamRecovery", "did_you_mean"]
+__all__ = ["CircuitPolicy", "Policy", "RetryPolicy", "Strategy", "StreamRecovery", "did_you_mean", "policy_of"]
 
 Strategy = Literal["priority", "weighted", "round_robin", "least_inflight", "lowest_latency"]
 StreamRecovery = Literal["error", "continue"]
@@ -102,6 +102,12 @@ _CHOICES: Mapping[str, frozenset[str]] = {
     "stream_recovery": frozenset({"error", "continue"}),
     "queue": frozenset({"wait", "fail"}),
 }
+
+
+def policy_of(target: Any) -> Policy:
+    """A resolved target's :class:`Policy` (the defaults when it carries none, as hand-built targets may)."""
+    policy = target.policy
+    return policy if isinstance(policy, Policy) else Policy()
 
 
 def did_you_mean(name: str, options: Any) -> str:

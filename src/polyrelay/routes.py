@@ -84,3 +84,8 @@ class ResolvedTarget:
     """The merged :class:`~polyrelay.policy.Policy`."""
     route: str = ""
     """The public model name (or pattern) this target came from; differs from the requested name for fallbacks."""
+
+    @property
+    def key(self) -> str:
+        """The deployment's key, as :attr:`Target.key` (circuit breaker and concurrency slots are kept by it)."""
+        return f"{self.provider}/{self.model}"

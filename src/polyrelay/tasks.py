@@ -70,7 +70,7 @@ from polyrelay.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from polyrelay.policy import Policy, RetryPolicy
+from polyrelay.policy import Policy, RetryPolicy, policy_of
 from polyrelay.provider import CallContext, ChatProvider, TaskActionProvider, TaskProvider
 from polyrelay.routes import ResolvedTarget
 from polyrelay.types.media import Task, TaskKind, TaskRequest, TaskSnapshot
@@ -203,8 +203,7 @@ def decode_task_id(task_id: object) -> TaskRef:
 
 def target_retry_policy(target: ResolvedTarget) -> RetryPolicy:
     """The retry policy of a target (the default one when the target carries no :class:`Policy`)."""
-    policy = target.policy
-    return policy.retry if isinstance(policy, Policy) else RetryPolicy()
+    return policy_of(target).retry
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
